@@ -1,0 +1,19 @@
+"""The code location's one entry point: `dagster dev -m engagement_assets.definitions`."""
+
+from __future__ import annotations
+
+import dagster as dg
+
+from engagement_assets.ingestion.assets import cleaned_telemetry, telemetry_drop
+from engagement_assets.platform.resources import build_resources
+from engagement_assets.responses.assets import user_responses
+from engagement_assets.settings import Settings
+
+ASSETS = [telemetry_drop, cleaned_telemetry, user_responses]
+
+
+def build_definitions(settings: Settings) -> dg.Definitions:
+    return dg.Definitions(assets=ASSETS, resources=build_resources(settings))
+
+
+defs = build_definitions(Settings.from_env())

@@ -1,0 +1,113 @@
+"""Stage 1 wiring: the landed telemetry file and its cleaned, chunked Parquet form."""
+
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+import dagster as dg
+import pyarrow.parquet as pq
+from pydantic import Field
+
+from engagement_assets.ingestion.cleaning import DEFAULT_CHUNK_SIZE, clean_drop
+from engagement_assets.ingestion.records import NotJsonError
+from engagement_assets.platform.metadata import counts_table, preview
+from engagement_assets.platform.partitions import telemetry_drops
+from engagement_assets.platform.resources import StoreResource
+from engagement_assets.storage.keys import check_partition_key
+from engagement_assets.storage.parquet import ParquetParts
+
+TELEMETRY_PREFIX = "telemetry/"
+QUARANTINE_PREFIX = "quarantine/cleaned_telemetry/"
+
+telemetry_drop = dg.AssetSpec(
+    "telemetry_drop",
+    partitions_def=telemetry_drops,
+    group_name="ingestion",
+    kinds={"json"},
+    description=(
+        "A raw telemetry export as it landed under `<landing>/telemetry/`: a JSON array or JSONL file of "
+        "Sunbird ALL storage rows (Mongo or MySQL export), optionally gzip-compressed. One partition per file."
+    ),
+)
+
+
+class CleaningConfig(dg.Config):
+    chunk_size: int = Field(
+        default=DEFAULT_CHUNK_SIZE,
+        ge=1,
+        description="Input records per chunk; each chunk becomes one Parquet part.",
+    )
+
+
+@dg.asset(
+    partitions_def=telemetry_drops,
+    deps=[telemetry_drop],
+    group_name="ingestion",
+    kinds={"parquet"},
+)
+def cleaned_telemetry(
+    context: dg.AssetExecutionContext,
+    config: CleaningConfig,
+    landing: StoreResource,
+    warehouse: StoreResource,
+) -> dg.Output[ParquetParts]:
+    """Every scorable English spoken answer (RESPONSE/SPEAK event) in one telemetry drop, one row per
+    response with its learner, expected sentence, recognised text, accuracy and recording key, deduplicated
+    within the drop. Stored as one Parquet part per input chunk; malformed records go to a quarantine file."""
+    drop = check_partition_key(context.partition_key, telemetry_drops.name)
+    source, source_key = landing.store(), TELEMETRY_PREFIX + drop
+    workdir = Path(tempfile.mkdtemp(prefix="cleaned-telemetry-"))
+    started = time.monotonic()
+    try:
+        size = _size_of(source, source_key)
+        with source.open_read(source_key) as stream:
+            parts, report, quarantine_file = clean_drop(stream, drop, workdir, config.chunk_size)
+        quarantine_uri = _publish_quarantine(
+            warehouse.store(), drop, quarantine_file, bool(report.quarantined)
+        )
+    except NotJsonError as err:
+        shutil.rmtree(workdir, ignore_errors=True)
+        raise dg.Failure(description=str(err)) from None
+    except BaseException:
+        shutil.rmtree(workdir, ignore_errors=True)
+        raise
+    seconds = time.monotonic() - started
+    first_part = pq.read_table(parts.files[0]).slice(0, 10).to_pandas()
+    metadata = {
+        "dagster/row_count": report.kept,
+        "source": dg.MetadataValue.path(source.uri(source_key)),
+        "source_mb": round(size / 1e6, 2),
+        "records": report.records,
+        "events": report.events,
+        "learners": report.learners,
+        "chunks": report.chunks,
+        "dropped": sum(report.dropped.values()),
+        "dropped_by_reason": counts_table(report.dropped),
+        "quarantined": sum(report.quarantined.values()),
+        "quarantined_by_reason": counts_table(report.quarantined),
+        "seconds": round(seconds, 2),
+        "mb_per_second": round(size / 1e6 / seconds, 1) if seconds else 0.0,
+        "preview": preview(first_part),
+    }
+    if quarantine_uri:
+        metadata["quarantine"] = dg.MetadataValue.path(quarantine_uri)
+        context.log.warning(f"{drop}: {sum(report.quarantined.values())} malformed records quarantined")
+    return dg.Output(parts, metadata=metadata)
+
+
+def _size_of(store, key: str) -> int:
+    listed = [stored for stored in store.list_files(key) if stored.key == key]
+    if not listed:
+        raise dg.Failure(description=f"telemetry drop not found: {store.uri(key)}")
+    return listed[0].size
+
+
+def _publish_quarantine(store, drop: str, quarantine_file: Path, any_malformed: bool) -> str | None:
+    """Store the drop's quarantine file, or remove a stale one when this run found nothing malformed."""
+    key = f"{QUARANTINE_PREFIX}{drop}.jsonl"
+    if not any_malformed:
+        store.delete(key)
+        return None
+    store.put_file(quarantine_file, key)
+    return store.uri(key)

@@ -1,0 +1,173 @@
+"""Turn one storage row of a telemetry export into scorable learner responses (SPEC §3, stage 1).
+
+Each event is either kept as a response row or dropped with exactly one reason. Reasons are checked in
+the order of `DROP_REASONS`, so every event is counted once, under the first rule it fails.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import orjson
+
+from engagement_assets.ingestion.extended_json import epoch_ms, number, unwrap
+
+RESPONSE_COLUMNS = (
+    "event_mid",
+    "event_ets",
+    "user_id",
+    "user_id_source",
+    "session_id",
+    "language",
+    "original_text",
+    "response_text",
+    "accuracy_percentage",
+    "audio_link",
+    "created_at",
+)
+
+NOT_RESPONSE = "not_response"
+NOT_SPEAK = "not_speak"
+LANGUAGE_MISSING = "language_missing"
+NOT_ENGLISH = "not_english"
+NOT_SCORABLE = "not_scorable"
+NO_USER_ID = "no_user_id"
+DUPLICATE = "duplicate"
+DROP_REASONS = (NOT_RESPONSE, NOT_SPEAK, LANGUAGE_MISSING, NOT_ENGLISH, NOT_SCORABLE, NO_USER_ID, DUPLICATE)
+
+KEPT_LANGUAGE = "en"
+_ANONYMOUS = "anonymous"
+
+
+class MalformedEvent(ValueError):
+    """The row's `events` field is neither an event, a list of events, nor a JSON string of them."""
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What became of one event: a response row (a tuple in RESPONSE_COLUMNS order) or a drop reason."""
+
+    row: tuple | None = None
+    reason: str | None = None
+
+
+def events_of(record: dict) -> list:
+    """The events a storage row carries: its `events` (object, list, or JSON string) or the row itself."""
+    if "events" not in record:
+        return [record]
+    events = record["events"]
+    if isinstance(events, str):
+        try:
+            events = orjson.loads(events)
+        except orjson.JSONDecodeError as err:
+            raise MalformedEvent(f"events is not valid JSON: {err}") from None
+    if isinstance(events, dict):
+        return [events]
+    if isinstance(events, list) and all(isinstance(event, dict) for event in events):
+        return events
+    raise MalformedEvent(f"events is a {type(events).__name__}, not an event object")
+
+
+def classify(record: dict, event: dict) -> Outcome:
+    """Keep `event` (carried by storage row `record`) as a response row, or say why it is dropped."""
+    if event.get("eid") != "RESPONSE":
+        return Outcome(reason=NOT_RESPONSE)
+    edata = _mapping(event.get("edata"))
+    if edata.get("type") != "SPEAK":
+        return Outcome(reason=NOT_SPEAK)
+    context = _mapping(event.get("context"))
+    cdata = _cdata_ids(context.get("cdata"))
+    language = _identifier(cdata.get("language"))
+    if not language:
+        return Outcome(reason=LANGUAGE_MISSING)
+    language = language.lower()
+    if language != KEPT_LANGUAGE:
+        return Outcome(reason=NOT_ENGLISH)
+    values = first_values(edata.get("values"))
+    original_text = _text(values.get("original_text"))
+    accuracy = number(values.get("accuracy_percentage"))
+    if original_text is None or accuracy is None:
+        return Outcome(reason=NOT_SCORABLE)
+    user = resolve_user(cdata, context, event)
+    if user is None:
+        return Outcome(reason=NO_USER_ID)
+    target = edata.get("target")
+    row = (
+        _identifier(event.get("mid")),
+        epoch_ms(event.get("ets")),
+        user[0],
+        user[1],
+        _identifier(cdata.get("ContentSession")),
+        language,
+        original_text,
+        _text(values.get("response_text")),
+        accuracy,
+        target if isinstance(target, str) and target else None,
+        created_at_ms(record, event),
+    )
+    return Outcome(row=row)
+
+
+def first_values(values) -> dict:
+    """`edata.values` is a list of one-key objects; the first occurrence of each key wins."""
+    found: dict = {}
+    if isinstance(values, list):
+        for item in values:
+            if isinstance(item, dict):
+                for key, value in item.items():
+                    found.setdefault(key, value)
+    return found
+
+
+def resolve_user(cdata: dict, context: dict, event: dict) -> tuple[str, str] | None:
+    """(user_id, source): cdata virtualId if all digits, then cdata User, context.uid, actor.id."""
+    virtual_id = _identifier(cdata.get("virtualId"))
+    if virtual_id and virtual_id.isdigit():
+        return virtual_id, "virtualId"
+    candidates = (
+        (cdata.get("User"), "User"),
+        (context.get("uid"), "uid"),
+        (_mapping(event.get("actor")).get("id"), "actor"),
+    )
+    for value, source in candidates:
+        text = _identifier(value)
+        if text and text.lower() != _ANONYMOUS:
+            return text, source
+    return None
+
+
+def created_at_ms(record: dict, event: dict) -> int | None:
+    """Storage createdAt, else storage syncts, else events.syncts, else events.ets."""
+    for value in (record.get("createdAt"), record.get("syncts"), event.get("syncts"), event.get("ets")):
+        ms = epoch_ms(value)
+        if ms is not None:
+            return ms
+    return None
+
+
+def _cdata_ids(cdata) -> dict:
+    """cdata as {type: id}, the first entry of each type winning; entries without an id are skipped."""
+    ids: dict = {}
+    if isinstance(cdata, list):
+        for entry in cdata:
+            if isinstance(entry, dict) and entry.get("id") is not None:
+                ids.setdefault(entry.get("type"), entry["id"])
+    return ids
+
+
+def _mapping(value) -> dict:
+    return value if isinstance(value, dict) else {}
+
+
+def _text(value) -> str | None:
+    """A scalar as text, exactly as sent (expected sentences keep their NBSPs and punctuation)."""
+    value = unwrap(value)
+    if value is None or isinstance(value, (dict, list)):
+        return None
+    return value if isinstance(value, str) else str(value)
+
+
+def _identifier(value) -> str | None:
+    """An id or code: surrounding whitespace is noise, and blank means absent."""
+    text = _text(value)
+    return text.strip() or None if text is not None else None

@@ -1,0 +1,353 @@
+"""Stream the top-level records out of a telemetry export, whatever its framing.
+
+An export is a JSON array (compact or pretty-printed) or JSONL, optionally gzip-compressed; the framing is
+detected from the content, not the file name. Records are located on bytes and parsed one at a time with
+orjson, so memory stays bounded by one read block plus one record whatever the file size, and a broken
+record costs only itself: it comes out as a `Malformed` item (kept for quarantine), never as an exception
+that loses the rest of the drop.
+"""
+
+from __future__ import annotations
+
+import itertools
+import re
+import zlib
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from typing import BinaryIO
+
+import orjson
+
+BLOCK_SIZE = 8 << 20
+# A fast framing guess longer than this is not tried: in a single-line array the "line" is the whole file.
+MAX_FAST_RECORD = 1 << 20
+GZIP_MAGIC = b"\x1f\x8b"
+# Compressed bytes fed to zlib per call: on damage zlib discards that call's output, so this bounds the loss.
+GZIP_INPUT_SLICE = 64 << 10
+UTF8_BOM = b"\xef\xbb\xbf"
+
+# Tokens that matter for finding where a value ends: whole strings (so braces inside them are skipped),
+# brackets, and a lone quote, which means a string runs past the end of the buffer.
+_STRUCTURE = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"|[{}\[\]"]', re.DOTALL)
+_WHITESPACE = re.compile(rb"[ \t\r\n]*")
+_SEPARATORS = re.compile(rb"[ \t\r\n,]*")
+_OPENERS = frozenset(b"{[")
+_QUOTE = ord('"')
+
+
+class NotJsonError(ValueError):
+    """The file does not start like JSON or JSONL at all."""
+
+
+class _CorruptGzip(Exception):
+    pass
+
+
+@dataclass(frozen=True)
+class Malformed:
+    """A record that could not be parsed; `raw` holds its exact bytes for the quarantine file."""
+
+    reason: str  # malformed_json | invalid_utf8 | truncated_tail | corrupt_gzip
+    location: str
+    raw: bytes
+
+
+def iter_records(stream: BinaryIO, name: str) -> Iterator[dict | Malformed]:
+    """Yield every top-level record of an export as a dict, or a `Malformed` item in its place."""
+    buffer = _Buffer(_decoded_blocks(stream))
+    buffer.fill()
+    if buffer.data.startswith(UTF8_BOM):
+        buffer.pos = len(UTF8_BOM)
+    buffer.skip(_WHITESPACE)
+    if buffer.at_end():
+        if buffer.error:
+            yield buffer.tail()
+        return
+    first = buffer.data[buffer.pos]
+    if first == ord("["):
+        buffer.pos += 1
+        yield from _array_records(buffer)
+    elif first == ord("{"):
+        yield from _sequence_records(buffer)
+    else:
+        preview = bytes(buffer.data[buffer.pos : buffer.pos + 40])
+        raise NotJsonError(
+            f"{name}: not a JSON array or JSONL export (starts with {preview!r}); "
+            "expected '[' or '{' after optional whitespace, optionally gzip-compressed"
+        )
+
+
+def _decoded_blocks(stream: BinaryIO) -> Iterator[bytes]:
+    raw = iter(lambda: stream.read(BLOCK_SIZE), b"")
+    first = next(raw, b"")
+    if first.startswith(GZIP_MAGIC):
+        yield from _gunzip(itertools.chain([first], raw))
+    elif first:
+        yield first
+        yield from raw
+
+
+def _gunzip(blocks: Iterable[bytes]) -> Iterator[bytes]:
+    """Decompress (possibly multi-member) gzip in bounded blocks; any damage raises _CorruptGzip."""
+    decoder, fed = zlib.decompressobj(wbits=31), False
+    for piece in _slices(blocks, GZIP_INPUT_SLICE):
+        pending, out = piece, b""
+        while pending or len(out) == BLOCK_SIZE:
+            fed = True
+            try:
+                out = decoder.decompress(pending, BLOCK_SIZE)
+            except zlib.error as err:
+                raise _CorruptGzip(str(err)) from None
+            if out:
+                yield out
+            pending = decoder.unconsumed_tail
+            if decoder.eof:
+                # Members may be concatenated (and zero-padded); a new one starts right after.
+                pending = decoder.unused_data.lstrip(b"\x00")
+                decoder, fed = zlib.decompressobj(wbits=31), False
+    if fed:
+        raise _CorruptGzip("the gzip stream ends before its end marker")
+
+
+def _slices(blocks: Iterable[bytes], size: int) -> Iterator[bytes]:
+    for block in blocks:
+        for start in range(0, len(block), size):
+            yield block[start : start + size]
+
+
+class _Buffer:
+    """A sliding window over the decoded stream; `pos` is the read position within `data`."""
+
+    def __init__(self, blocks: Iterator[bytes]):
+        self._blocks = blocks
+        self.data = b""
+        self.pos = 0
+        self.base = 0  # stream offset of data[0]
+        self.eof = False
+        self.error: str | None = None
+
+    def fill(self) -> bool:
+        """Append one more block; False at the end of the stream (or where it broke)."""
+        if self.eof:
+            return False
+        try:
+            block = next(self._blocks)
+        except StopIteration:
+            self.eof = True
+            return False
+        except _CorruptGzip as err:
+            self.eof, self.error = True, str(err)
+            return False
+        if self.pos > len(self.data) // 2:
+            self.base += self.pos
+            self.data, self.pos = self.data[self.pos :], 0
+        self.data += block
+        return True
+
+    def ensure(self, lookahead: int = BLOCK_SIZE // 2) -> None:
+        while len(self.data) - self.pos < lookahead and self.fill():
+            pass
+
+    def skip(self, pattern: re.Pattern) -> None:
+        while True:
+            self.pos = pattern.match(self.data, self.pos).end()
+            if self.pos < len(self.data) or not self.fill():
+                return
+
+    def at_end(self) -> bool:
+        self.ensure(1)
+        return self.pos >= len(self.data)
+
+    def location(self, pos: int | None = None) -> str:
+        return f"byte {self.base + (self.pos if pos is None else pos)}"
+
+    def tail(self) -> Malformed | None:
+        """What is left when the stream ends mid-record, as a quarantine item."""
+        rest = bytes(self.data[self.pos :])
+        self.pos = len(self.data)
+        if self.error:
+            return Malformed(
+                "corrupt_gzip", f"{self.location()} ({self.error}); the rest is unreadable", rest
+            )
+        if rest.strip():
+            return Malformed("truncated_tail", self.location(), rest)
+        return None
+
+
+def _parse(raw: bytes, location: str) -> dict | Malformed:
+    try:
+        value = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        return Malformed(_failure_reason(raw), location, bytes(raw))
+    if isinstance(value, dict):
+        return value
+    return Malformed("malformed_json", f"{location} (a {type(value).__name__}, not an object)", bytes(raw))
+
+
+def _failure_reason(raw: bytes) -> str:
+    try:
+        bytes(raw).decode("utf-8")
+    except UnicodeDecodeError:
+        return "invalid_utf8"
+    return "malformed_json"
+
+
+def _sequence_records(buffer: _Buffer) -> Iterator[dict | Malformed]:
+    """JSONL, or concatenated pretty-printed objects (mongoexport --pretty)."""
+    if _looks_like_jsonl(buffer):
+        yield from _jsonl_records(buffer)
+    else:
+        yield from _framed_values(buffer, _WHITESPACE, closing=None)
+
+
+def _looks_like_jsonl(buffer: _Buffer, sample_lines: int = 8) -> bool:
+    buffer.ensure(MAX_FAST_RECORD)
+    lines = [line.strip() for line in buffer.data[buffer.pos :].split(b"\n", sample_lines)[:sample_lines]]
+    lines = [line for line in lines if line]
+    complete = sum(line.startswith(b"{") and line.endswith(b"}") for line in lines)
+    return complete * 2 >= len(lines)
+
+
+def _jsonl_records(buffer: _Buffer) -> Iterator[dict | Malformed]:
+    line_number = 0
+    while True:
+        buffer.ensure()
+        end = buffer.data.rfind(b"\n", buffer.pos)
+        if end < 0 and buffer.fill():
+            continue
+        last = end < 0
+        stop = len(buffer.data) if last else end
+        lines = buffer.data[buffer.pos : stop].split(b"\n")
+        buffer.pos = stop if last else stop + 1
+        broken_tail = lines.pop() if last and buffer.error else None
+        for line in lines:
+            line_number += 1
+            if line.strip():
+                yield _parse(line, f"line {line_number}")
+        if last:
+            if broken_tail is not None:
+                yield Malformed(
+                    "corrupt_gzip", f"line {line_number + 1} ({buffer.error})", bytes(broken_tail)
+                )
+            return
+
+
+def _array_records(buffer: _Buffer) -> Iterator[dict | Malformed]:
+    yield from _framed_values(buffer, _SEPARATORS, closing=ord("]"))
+
+
+def _framed_values(
+    buffer: _Buffer, separators: re.Pattern, closing: int | None
+) -> Iterator[dict | Malformed]:
+    """Values separated by `separators`; fast framing guesses first, then an exact structural scan."""
+    framer = _Framer()
+    while True:
+        buffer.skip(separators)
+        buffer.ensure()
+        if buffer.pos >= len(buffer.data):
+            if closing is not None or buffer.error:
+                tail = buffer.tail() or Malformed("truncated_tail", buffer.location(), b"")
+                yield tail
+            return
+        if buffer.data[buffer.pos] == closing:
+            buffer.pos += 1
+            buffer.skip(_WHITESPACE)
+            if not buffer.at_end():
+                yield Malformed(
+                    "malformed_json",
+                    f"{buffer.location()} (content after the array)",
+                    buffer.data[buffer.pos :],
+                )
+            return
+        item = framer.next_value(buffer)
+        if item is None:
+            tail = buffer.tail()
+            if tail:
+                yield tail
+            return
+        yield item
+
+
+class _Framer:
+    """Finds where the next value ends, remembering which guess worked so the common case parses once."""
+
+    def __init__(self):
+        self.indent: bytes | None = None
+        self.guesses = [self._same_line, self._indented]
+
+    def next_value(self, buffer: _Buffer) -> dict | Malformed | None:
+        start = buffer.pos
+        if self.indent is None:
+            self.indent = _indent_before(buffer.data, start)
+        for guess in self.guesses:
+            end = guess(buffer.data, start)
+            if end is None:
+                continue
+            parsed = _parse_clean(buffer.data[start:end])
+            if parsed is not None:
+                if guess is not self.guesses[0]:
+                    self.guesses.reverse()
+                buffer.pos = end
+                return parsed
+        return self._exact(buffer)
+
+    def _same_line(self, data: bytes, start: int) -> int | None:
+        newline = data.find(b"\n", start, start + MAX_FAST_RECORD)
+        if newline < 0:
+            return None
+        close = data.rfind(b"}", start, newline)
+        return close + 1 if close > start else None
+
+    def _indented(self, data: bytes, start: int) -> int | None:
+        marker = b"\n" + (self.indent or b"") + b"}"
+        found = data.find(marker, start, start + MAX_FAST_RECORD)
+        return found + len(marker) if found >= 0 else None
+
+    def _exact(self, buffer: _Buffer) -> dict | Malformed | None:
+        if buffer.data[buffer.pos] not in _OPENERS:
+            return _skip_garbage(buffer)
+        while True:
+            start = buffer.pos  # refreshed: fill() may slide the window
+            end = _balanced_end(buffer.data, start)
+            if end is not None:
+                buffer.pos = end
+                return _parse(buffer.data[start:end], buffer.location(start))
+            if not buffer.fill():
+                return None
+
+
+def _parse_clean(raw: bytes) -> dict | None:
+    try:
+        value = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        return None
+    return value if isinstance(value, dict) else None
+
+
+def _indent_before(data: bytes, start: int) -> bytes:
+    line_start = data.rfind(b"\n", 0, start) + 1
+    prefix = data[line_start:start]
+    return prefix if not prefix.strip() else b""
+
+
+def _balanced_end(data: bytes, start: int) -> int | None:
+    depth = 0
+    for token in _STRUCTURE.finditer(data, start):
+        first = data[token.start()]
+        if first == _QUOTE:
+            if token.end() - token.start() == 1:
+                return None
+            continue
+        depth += 1 if first in _OPENERS else -1
+        if depth == 0:
+            return token.end()
+    return None
+
+
+def _skip_garbage(buffer: _Buffer) -> Malformed:
+    """Something that is not an object where a record should start: quarantine it up to the next line."""
+    start = buffer.pos
+    newline = buffer.data.find(b"\n", start)
+    end = len(buffer.data) if newline < 0 else newline
+    buffer.pos = end
+    return Malformed("malformed_json", buffer.location(start), bytes(buffer.data[start:end]))

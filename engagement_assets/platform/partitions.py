@@ -1,0 +1,23 @@
+"""The two partition sets: one key per landed telemetry file, one key per learner."""
+
+from __future__ import annotations
+
+import dagster as dg
+
+from engagement_assets.storage.keys import check_partition_key
+
+telemetry_drops = dg.DynamicPartitionsDefinition(name="telemetry_drops")
+users = dg.DynamicPartitionsDefinition(name="users")
+
+
+def register_partitions(
+    instance: dg.DagsterInstance, partitions: dg.DynamicPartitionsDefinition, keys: list[str]
+) -> list[str]:
+    """Add keys to a dynamic partition set after checking each is a safe path segment; returns the new ones."""
+    for key in keys:
+        check_partition_key(key, partitions.name)
+    existing = set(instance.get_dynamic_partitions(partitions.name))
+    new = [key for key in dict.fromkeys(keys) if key not in existing]
+    if new:
+        instance.add_dynamic_partitions(partitions.name, new)
+    return new

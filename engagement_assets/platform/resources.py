@@ -1,0 +1,26 @@
+"""Resources shared by every stage, built from the environment (SPEC §4)."""
+
+from __future__ import annotations
+
+import dagster as dg
+
+from engagement_assets.platform.io_manager import ParquetIOManager
+from engagement_assets.settings import Settings
+from engagement_assets.storage.store import Store, open_store
+
+
+class StoreResource(dg.ConfigurableResource):
+    """A folder or `s3://bucket/prefix` the platform reads from or writes to."""
+
+    url: str
+
+    def store(self) -> Store:
+        return open_store(self.url)
+
+
+def build_resources(settings: Settings) -> dict:
+    return {
+        "io_manager": ParquetIOManager(storage_url=settings.storage_url),
+        "warehouse": StoreResource(url=settings.storage_url),
+        "landing": StoreResource(url=settings.landing_url),
+    }

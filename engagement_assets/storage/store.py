@@ -1,0 +1,256 @@
+"""One small file-store interface over a local folder or an S3 prefix.
+
+Everything the platform persists goes through a `Store`, so local disk and S3 behave the same: keys are
+'/'-separated paths under the store's root, and every write is atomic (a reader sees the old object or the
+whole new one, never a half-written file). Locally that is a temp file renamed into place; on S3 an object
+only appears when its upload completes, so a killed upload leaves nothing behind.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+import uuid
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+from typing import BinaryIO
+from urllib.parse import urlparse
+
+import pyarrow.fs as pafs
+
+from engagement_assets.storage.s3 import arrow_s3_filesystem, s3_client
+
+# Local temp names start with a dot: listings skip them and partition keys may not start with one.
+_TEMP_PREFIX = "."
+
+
+@dataclass(frozen=True)
+class StoredFile:
+    key: str
+    size: int
+
+
+class Store:
+    """Abstract base: see LocalStore and S3Store."""
+
+    url: str
+
+    def uri(self, key: str) -> str:
+        raise NotImplementedError
+
+    def exists(self, key: str) -> bool:
+        raise NotImplementedError
+
+    def list_files(self, prefix: str = "") -> list[StoredFile]:
+        """Files under `prefix` (recursively), temp files excluded, sorted by key."""
+        raise NotImplementedError
+
+    def open_read(self, key: str) -> BinaryIO:
+        raise NotImplementedError
+
+    def put_file(self, local_path: Path, key: str) -> None:
+        """Atomically store a local file under `key` (the local file is left in place)."""
+        raise NotImplementedError
+
+    def delete(self, key: str) -> None:
+        raise NotImplementedError
+
+    def arrow(self) -> tuple[pafs.FileSystem, str]:
+        """A pyarrow filesystem and the root path within it, for reading Parquet datasets in place."""
+        raise NotImplementedError
+
+    def put_bytes(self, data: bytes, key: str, scratch: Path | None = None) -> None:
+        scratch_dir = Path(scratch or _scratch_root())
+        scratch_dir.mkdir(parents=True, exist_ok=True)
+        local = scratch_dir / f"{_TEMP_PREFIX}upload-{uuid.uuid4().hex}"
+        try:
+            local.write_bytes(data)
+            self.put_file(local, key)
+        finally:
+            local.unlink(missing_ok=True)
+
+    def read_bytes(self, key: str) -> bytes:
+        with self.open_read(key) as stream:
+            return stream.read()
+
+    def delete_prefix(self, prefix: str) -> int:
+        files = self.list_files(prefix)
+        for stored in files:
+            self.delete(stored.key)
+        return len(files)
+
+    def replace_folder(self, prefix: str, files: Mapping[str, Path]) -> None:
+        """Make `prefix/` hold exactly `files` ({name: local path}), each file written atomically."""
+        prefix = prefix.rstrip("/")
+        for name, local in files.items():
+            self.put_file(local, f"{prefix}/{name}")
+        keep = {f"{prefix}/{name}" for name in files}
+        for stale in self.list_files(prefix + "/"):
+            if stale.key not in keep:
+                self.delete(stale.key)
+
+
+class LocalStore(Store):
+    def __init__(self, root: str | os.PathLike):
+        self.root = Path(root).expanduser().resolve()
+        self.url = str(self.root)
+
+    def path(self, key: str) -> Path:
+        return self.root / key
+
+    def uri(self, key: str) -> str:
+        return str(self.path(key))
+
+    def exists(self, key: str) -> bool:
+        return self.path(key).is_file()
+
+    def list_files(self, prefix: str = "") -> list[StoredFile]:
+        base = self.path(prefix) if prefix.endswith("/") or not prefix else self.path(prefix).parent
+        if not base.is_dir():
+            return []
+        found = []
+        for dirpath, dirnames, filenames in os.walk(base):
+            dirnames[:] = [name for name in dirnames if not name.startswith(_TEMP_PREFIX)]
+            for name in filenames:
+                if name.startswith(_TEMP_PREFIX):
+                    continue
+                full = Path(dirpath) / name
+                key = full.relative_to(self.root).as_posix()
+                if key.startswith(prefix):
+                    found.append(StoredFile(key, full.stat().st_size))
+        return sorted(found, key=lambda stored: stored.key)
+
+    def open_read(self, key: str) -> BinaryIO:
+        return open(self.path(key), "rb")
+
+    def put_file(self, local_path: Path, key: str) -> None:
+        target = self.path(key)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        temp = target.with_name(f"{_TEMP_PREFIX}{target.name}.{uuid.uuid4().hex}.tmp")
+        try:
+            shutil.copyfile(local_path, temp)
+            os.replace(temp, target)
+        finally:
+            temp.unlink(missing_ok=True)
+
+    def replace_folder(self, prefix: str, files: Mapping[str, Path]) -> None:
+        """Locally the whole folder is swapped in with renames, so readers never see a mix of versions."""
+        target = self.path(prefix.rstrip("/"))
+        target.parent.mkdir(parents=True, exist_ok=True)
+        staging = target.with_name(f"{_TEMP_PREFIX}{target.name}.{uuid.uuid4().hex}.staging")
+        retired = target.with_name(f"{_TEMP_PREFIX}{target.name}.{uuid.uuid4().hex}.retired")
+        staging.mkdir()
+        try:
+            for name, local in files.items():
+                shutil.copyfile(local, staging / name)
+            if target.exists():
+                os.replace(target, retired)
+            os.replace(staging, target)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+            shutil.rmtree(retired, ignore_errors=True)
+
+    def delete(self, key: str) -> None:
+        self.path(key).unlink(missing_ok=True)
+
+    def delete_prefix(self, prefix: str) -> int:
+        count = super().delete_prefix(prefix)
+        folder = self.path(prefix.rstrip("/"))
+        if prefix.endswith("/") and folder.is_dir():
+            shutil.rmtree(folder, ignore_errors=True)
+        return count
+
+    def arrow(self) -> tuple[pafs.FileSystem, str]:
+        return pafs.LocalFileSystem(), str(self.root)
+
+
+class S3Store(Store):
+    def __init__(self, bucket: str, prefix: str = ""):
+        self.bucket = bucket
+        self.prefix = prefix.strip("/")
+        self.url = f"s3://{bucket}/{self.prefix}".rstrip("/")
+
+    @cached_property
+    def client(self):
+        return s3_client()
+
+    def object_key(self, key: str) -> str:
+        return f"{self.prefix}/{key}" if self.prefix else key
+
+    def uri(self, key: str) -> str:
+        return f"s3://{self.bucket}/{self.object_key(key)}"
+
+    def exists(self, key: str) -> bool:
+        try:
+            self.client.head_object(Bucket=self.bucket, Key=self.object_key(key))
+        except self.client.exceptions.ClientError as err:
+            if err.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
+                return False
+            raise
+        return True
+
+    def list_files(self, prefix: str = "") -> list[StoredFile]:
+        strip = len(self.object_key(""))
+        found = []
+        for page in self.client.get_paginator("list_objects_v2").paginate(
+            Bucket=self.bucket, Prefix=self.object_key(prefix)
+        ):
+            for item in page.get("Contents", []):
+                found.append(StoredFile(item["Key"][strip:], item["Size"]))
+        return sorted(found, key=lambda stored: stored.key)
+
+    def open_read(self, key: str) -> BinaryIO:
+        body = self.client.get_object(Bucket=self.bucket, Key=self.object_key(key))["Body"]
+        return _ClosingStream(body)
+
+    def put_file(self, local_path: Path, key: str) -> None:
+        # upload_file aborts its multipart upload on failure, so no partial object is ever visible.
+        self.client.upload_file(str(local_path), self.bucket, self.object_key(key))
+
+    def delete(self, key: str) -> None:
+        self.client.delete_object(Bucket=self.bucket, Key=self.object_key(key))
+
+    def arrow(self) -> tuple[pafs.FileSystem, str]:
+        return arrow_s3_filesystem(), f"{self.bucket}/{self.prefix}".rstrip("/")
+
+
+class _ClosingStream:
+    """botocore's StreamingBody as a context manager with the file-like surface the readers use."""
+
+    def __init__(self, body):
+        self._body = body
+
+    def read(self, size: int = -1) -> bytes:
+        return self._body.read(None if size is None or size < 0 else size)
+
+    def close(self) -> None:
+        self._body.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def __iter__(self) -> Iterator[bytes]:
+        return iter(lambda: self.read(1 << 20), b"")
+
+
+def open_store(url: str | os.PathLike) -> Store:
+    """A store for `s3://bucket/prefix` or a local folder (created on first write)."""
+    text = str(url)
+    if text.startswith("s3://"):
+        parsed = urlparse(text)
+        if not parsed.netloc:
+            raise ValueError(f"{text!r}: an S3 URL needs a bucket, as in s3://bucket/prefix")
+        return S3Store(parsed.netloc, parsed.path)
+    if "://" in text:
+        raise ValueError(f"{text!r}: storage must be a local folder or an s3://bucket/prefix URL")
+    return LocalStore(text)
+
+
+def _scratch_root() -> Path:
+    return Path(tempfile.gettempdir()) / "engagement-assets"
