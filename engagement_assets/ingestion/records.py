@@ -29,6 +29,7 @@ UTF8_BOM = b"\xef\xbb\xbf"
 # Tokens that matter for finding where a value ends: whole strings (so braces inside them are skipped),
 # brackets, and a lone quote, which means a string runs past the end of the buffer.
 _STRUCTURE = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"|[{}\[\]"]', re.DOTALL)
+_SCALAR = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"|[^,\[\]{}\s]+', re.DOTALL)
 _WHITESPACE = re.compile(rb"[ \t\r\n]*")
 _SEPARATORS = re.compile(rb"[ \t\r\n,]*")
 _OPENERS = frozenset(b"{[")
@@ -345,9 +346,11 @@ def _balanced_end(data: bytes, start: int) -> int | None:
 
 
 def _skip_garbage(buffer: _Buffer) -> Malformed:
-    """Something that is not an object where a record should start: quarantine it up to the next line."""
+    """A scalar or stray character where a record should start: quarantine just that token."""
     start = buffer.pos
-    newline = buffer.data.find(b"\n", start)
-    end = len(buffer.data) if newline < 0 else newline
+    token = _SCALAR.match(buffer.data, start)
+    end = token.end() if token and token.end() > start else start + 1
     buffer.pos = end
-    return Malformed("malformed_json", buffer.location(start), bytes(buffer.data[start:end]))
+    return Malformed(
+        "malformed_json", f"{buffer.location(start)} (not an object)", bytes(buffer.data[start:end])
+    )

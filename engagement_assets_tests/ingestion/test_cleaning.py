@@ -1,0 +1,111 @@
+"""clean_drop: chunking, deduplication within and across chunks, counting and quarantine."""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+
+import pyarrow.parquet as pq
+import pytest
+
+from engagement_assets.ingestion.cleaning import RESPONSE_SCHEMA, clean_drop
+
+
+def response(mid: str, user: str, created_ms: int, ets: int = 1_000, accuracy=90.0) -> dict:
+    return {
+        "createdAt": {"$date": created_ms},
+        "events": {
+            "eid": "RESPONSE",
+            "ets": ets,
+            "mid": mid,
+            "context": {"cdata": [{"id": user, "type": "virtualId"}, {"id": "en", "type": "language"}]},
+            "edata": {
+                "type": "SPEAK",
+                "values": [{"original_text": "hi"}, {"accuracy_percentage": accuracy}],
+            },
+        },
+    }
+
+
+def jsonl(rows) -> io.BytesIO:
+    return io.BytesIO(b"\n".join(json.dumps(row).encode() for row in rows))
+
+
+def run(tmp_path, data: io.BytesIO, chunk_size: int = 3):
+    parts, report, quarantine = clean_drop(data, "drop.jsonl", tmp_path / "work", chunk_size)
+    tables = [pq.read_table(path) for path in parts.files]
+    return tables, report, quarantine
+
+
+def test_one_part_per_input_chunk_sorted_by_learner(tmp_path):
+    rows = [response(f"m{i}", f"{9 - i % 3}000000000", 5_000 + i) for i in range(7)]
+    tables, report, _ = run(tmp_path, jsonl(rows), chunk_size=3)
+    assert [table.num_rows for table in tables] == [3, 3, 1]
+    assert all(table.schema.equals(RESPONSE_SCHEMA) for table in tables)
+    for table in tables:
+        users = table.column("user_id").to_pylist()
+        assert users == sorted(users)
+    assert (report.records, report.events, report.kept, report.chunks, report.learners) == (7, 7, 7, 3, 3)
+
+
+def test_duplicates_keep_the_earliest_copy_within_and_across_chunks(tmp_path):
+    rows = [
+        response("a", "1000000001", created_ms=9_000),
+        response("a", "1000000001", created_ms=8_000),  # same chunk, earlier: wins
+        response("b", "1000000001", created_ms=5_000),
+        response("c", "1000000001", created_ms=7_000),  # chunk 2, later than its twin in chunk 3
+        response("x", "1000000001", created_ms=1),
+        response("x", "1000000001", created_ms=1, ets=2),  # same mid, other ets: not a duplicate
+        response("c", "1000000001", created_ms=6_000),  # chunk 3: wins
+        response("b", "1000000001", created_ms=5_000),  # exact re-send, same time: first chunk wins
+    ]
+    tables, report, _ = run(tmp_path, jsonl(rows), chunk_size=3)
+    kept = [
+        (mid, int(ts.timestamp() * 1000), i)
+        for i, t in enumerate(tables)
+        for mid, ts in zip(t.column("event_mid").to_pylist(), t.column("created_at").to_pylist(), strict=True)
+    ]
+    assert sorted(kept) == [("a", 8_000, 0), ("b", 5_000, 0), ("c", 6_000, 2), ("x", 1, 1), ("x", 1, 1)]
+    assert report.dropped["duplicate"] == 3
+    assert report.kept == 5
+
+
+def test_every_event_is_counted_once(tmp_path):
+    rows = [
+        response("k1", "1000000001", 1),
+        {"events": [{"eid": "IMPRESSION"}, {"eid": "LOG"}]},
+        {"events": json.dumps({"eid": "RESPONSE", "edata": {"type": "SPEAK"}, "context": {}})},
+        response("k2", "anonymous", 2),
+    ]
+    _, report, _ = run(tmp_path, jsonl(rows))
+    assert report.records == 4
+    assert report.events == 5
+    assert report.kept == 1
+    assert dict(+report.dropped) == {"not_response": 2, "language_missing": 1, "no_user_id": 1}
+    assert report.kept + sum(report.dropped.values()) == report.events
+
+
+def test_malformed_records_are_quarantined_with_their_bytes(tmp_path):
+    good = json.dumps(response("k1", "1000000001", 1)).encode()
+    data = b"\n".join([good, b'{"broken": ', b'{"events": "{not json"}', b'{"t": "\xff"}'])
+    tables, report, quarantine = run(tmp_path, io.BytesIO(data))
+    assert sum(table.num_rows for table in tables) == 1
+    assert dict(report.quarantined) == {"malformed_json": 1, "malformed_event": 1, "invalid_utf8": 1}
+    entries = [json.loads(line) for line in quarantine.read_text().splitlines()]
+    assert [entry["reason"] for entry in entries] == ["malformed_json", "malformed_event", "invalid_utf8"]
+    assert entries[0]["raw"] == '{"broken": '
+    assert base64.b64decode(entries[2]["raw_base64"]) == b'{"t": "\xff"}'
+    assert all(entry["drop"] == "drop.jsonl" for entry in entries)
+
+
+def test_a_drop_without_responses_still_has_one_typed_part(tmp_path):
+    tables, report, _ = run(tmp_path, jsonl([{"events": {"eid": "START"}}]))
+    assert len(tables) == 1 and tables[0].num_rows == 0
+    assert tables[0].schema.equals(RESPONSE_SCHEMA)
+    assert report.kept == 0
+
+
+def test_chunk_size_must_be_positive(tmp_path):
+    with pytest.raises(ValueError, match="chunk_size"):
+        run(tmp_path, jsonl([]), chunk_size=0)

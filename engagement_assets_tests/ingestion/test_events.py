@@ -1,0 +1,185 @@
+"""Per-event rules of stage 1: which events are kept, with which learner, text, score and timestamps."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from engagement_assets.ingestion.events import (
+    LANGUAGE_MISSING,
+    NO_USER_ID,
+    NOT_ENGLISH,
+    NOT_RESPONSE,
+    NOT_SCORABLE,
+    NOT_SPEAK,
+    RESPONSE_COLUMNS,
+    MalformedEvent,
+    classify,
+    events_of,
+)
+
+ETS = 1749723822998
+
+
+def event(
+    *,
+    cdata=None,
+    uid="",
+    actor="device-fingerprint",
+    values=None,
+    eid="RESPONSE",
+    kind="SPEAK",
+    target="k.wav",
+):
+    return {
+        "eid": eid,
+        "ets": ETS,
+        "mid": "RESPONSE:abc",
+        "actor": {"id": actor, "type": "User"},
+        "context": {
+            "cdata": cdata
+            if cdata is not None
+            else [
+                {"id": "S1", "type": "ContentSession"},
+                {"id": "4829163057", "type": "virtualId"},
+                {"id": "en", "type": "language"},
+            ],
+            "uid": uid,
+        },
+        "edata": {
+            "target": target,
+            "type": kind,
+            "values": values
+            if values is not None
+            else [
+                {"original_text": "The cat\u00a0sat."},
+                {"response_text": "the cat sat"},
+                {"accuracy_percentage": 86.5},
+            ],
+        },
+    }
+
+
+def row_of(record, ev=None) -> dict:
+    outcome = classify(record, ev if ev is not None else record["events"])
+    assert outcome.row is not None, outcome.reason
+    return dict(zip(RESPONSE_COLUMNS, outcome.row, strict=True))
+
+
+def test_a_response_becomes_a_row_with_every_column():
+    record = {"createdAt": {"$date": "2025-06-12T10:23:45.123Z"}, "syncts": 1, "events": event()}
+    row = row_of(record)
+    assert row == {
+        "event_mid": "RESPONSE:abc",
+        "event_ets": ETS,
+        "user_id": "4829163057",
+        "user_id_source": "virtualId",
+        "session_id": "S1",
+        "language": "en",
+        "original_text": "The cat\u00a0sat.",
+        "response_text": "the cat sat",
+        "accuracy_percentage": 86.5,
+        "audio_link": "k.wav",
+        "created_at": 1749723825123,
+    }
+
+
+@pytest.mark.parametrize(
+    ("cdata_users", "uid", "actor", "expected"),
+    [
+        ([{"id": {"$numberLong": "4829163057"}, "type": "virtualId"}], "", "d", ("4829163057", "virtualId")),
+        (
+            [{"id": "eyJhbGciOi.token", "type": "virtualId"}, {"id": "emis77", "type": "User"}],
+            "",
+            "d",
+            ("emis77", "User"),
+        ),
+        (
+            [{"id": "anonymous", "type": "User"}, {"id": None, "type": "virtualId"}],
+            "7310562948",
+            "d",
+            ("7310562948", "uid"),
+        ),
+        ([{"type": "User"}, {"id": "", "type": "virtualId"}], "anonymous", "fp-123", ("fp-123", "actor")),
+        ([{"id": "  ", "type": "User"}], "", "", None),
+        ([{"id": "Anonymous", "type": "User"}], "ANONYMOUS", "anonymous", None),
+    ],
+)
+def test_user_id_precedence(cdata_users, uid, actor, expected):
+    cdata = [{"id": "en", "type": "language"}, *cdata_users]
+    outcome = classify({}, event(cdata=cdata, uid=uid, actor=actor))
+    if expected is None:
+        assert outcome.reason == NO_USER_ID
+    else:
+        row = dict(zip(RESPONSE_COLUMNS, outcome.row, strict=True))
+        assert (row["user_id"], row["user_id_source"]) == expected
+
+
+@pytest.mark.parametrize(
+    ("change", "reason"),
+    [
+        ({"eid": "IMPRESSION"}, NOT_RESPONSE),
+        ({"kind": "CHOOSE"}, NOT_SPEAK),
+        ({"cdata": [{"id": "4829163057", "type": "virtualId"}]}, LANGUAGE_MISSING),
+        (
+            {"cdata": [{"id": "4829163057", "type": "virtualId"}, {"id": "ta", "type": "language"}]},
+            NOT_ENGLISH,
+        ),
+        ({"values": [{"profanity": "true"}, {"original_text": "I like to play."}]}, NOT_SCORABLE),
+        ({"values": [{"original_text": "Apple"}, {"level": "R1"}, {"isCorrect": "true"}]}, NOT_SCORABLE),
+        ({"values": [{"original_text": "A"}, {"accuracy_percentage": "n/a"}]}, NOT_SCORABLE),
+        ({"values": [{"response_text": "a"}, {"accuracy_percentage": 50}]}, NOT_SCORABLE),
+    ],
+)
+def test_drop_reasons(change, reason):
+    assert classify({}, event(**change)).reason == reason
+
+
+def test_language_is_case_insensitive():
+    cdata = [{"id": "EN", "type": "language"}, {"id": "4829163057", "type": "virtualId"}]
+    assert row_of({}, event(cdata=cdata))["language"] == "en"
+
+
+def test_values_first_occurrence_wins_and_wrapped_numbers_unwrap():
+    values = [
+        {"accuracy_percentage": {"$numberDouble": "63.8"}},
+        {"original_text": "first"},
+        {"original_text": "second"},
+        {"response_text": ""},
+        {"duration": {"$numberInt": "7"}},
+    ]
+    row = row_of({}, event(values=values))
+    assert (row["original_text"], row["response_text"], row["accuracy_percentage"]) == ("first", "", 63.8)
+
+
+@pytest.mark.parametrize("target", ["", None, {"id": "x", "type": "audio"}])
+def test_no_audio_link_unless_a_non_empty_key(target):
+    assert row_of({}, event(target=target))["audio_link"] is None
+
+
+@pytest.mark.parametrize(
+    ("record", "event_extra", "expected"),
+    [
+        ({"createdAt": {"$date": 3000}, "syncts": 2000}, {"syncts": 1000}, 3000),
+        ({"syncts": {"$numberLong": "2000"}}, {"syncts": 1000}, 2000),
+        ({}, {"syncts": 1000}, 1000),
+        ({}, {}, ETS),
+    ],
+)
+def test_created_at_precedence(record, event_extra, expected):
+    ev = {**event(), **event_extra}
+    assert row_of({**record, "events": ev})["created_at"] == expected
+
+
+def test_events_as_string_list_or_the_row_itself():
+    ev = event()
+    assert events_of({"events": json.dumps(ev)}) == [ev]
+    assert events_of({"events": [ev, ev]}) == [ev, ev]
+    assert events_of(ev) == [ev]
+
+
+@pytest.mark.parametrize("events", ["{not json", 42, ["a"], None])
+def test_malformed_events_field(events):
+    with pytest.raises(MalformedEvent):
+        events_of({"events": events})

@@ -1,0 +1,142 @@
+"""Framing of telemetry exports: every layout real exporters produce, and every way a file can be broken."""
+
+from __future__ import annotations
+
+import gzip
+import io
+import json
+
+import pytest
+
+from engagement_assets.ingestion import records
+from engagement_assets.ingestion.records import Malformed, NotJsonError, iter_records
+
+ROWS = [
+    {"_id": {"$oid": f"{i:024x}"}, "events": {"eid": "RESPONSE", "mid": f"RESPONSE:{i}", "text": 'a}b{c"]'}}
+    for i in range(25)
+]
+
+
+def parse(data: bytes) -> list:
+    return list(iter_records(io.BytesIO(data), "drop.json"))
+
+
+def ok(items: list) -> list:
+    return [item for item in items if not isinstance(item, Malformed)]
+
+
+def bad(items: list) -> list[Malformed]:
+    return [item for item in items if isinstance(item, Malformed)]
+
+
+LAYOUTS = {
+    "jsonl": "\n".join(json.dumps(row) for row in ROWS).encode(),
+    "jsonl-crlf-blank-lines": ("\r\n\r\n".join(json.dumps(row) for row in ROWS) + "\r\n").encode(),
+    "array-compact-one-line": json.dumps(ROWS).encode(),
+    "array-one-per-line": ("[\n" + ",\n".join(json.dumps(row) for row in ROWS) + "\n]").encode(),
+    "array-pretty-indent-1": json.dumps(ROWS, indent=1).encode(),
+    "array-pretty-indent-4": json.dumps(ROWS, indent=4).encode(),
+    "array-pretty-tabs": json.dumps(ROWS, indent="\t").encode(),
+    "concatenated-pretty-objects": "\n".join(json.dumps(row, indent=2) for row in ROWS).encode(),
+    "bom-and-leading-whitespace": b"\xef\xbb\xbf \n\t" + json.dumps(ROWS).encode(),
+}
+
+
+@pytest.mark.parametrize("layout", LAYOUTS)
+@pytest.mark.parametrize("compress", [False, True], ids=["plain", "gzip"])
+def test_every_layout_yields_every_record(layout, compress):
+    data = LAYOUTS[layout]
+    items = parse(gzip.compress(data) if compress else data)
+    assert items == ROWS
+
+
+def test_records_larger_than_the_read_block(monkeypatch):
+    monkeypatch.setattr(records, "BLOCK_SIZE", 64)
+    monkeypatch.setattr(records, "GZIP_INPUT_SLICE", 16)
+    for data in (LAYOUTS["array-compact-one-line"], LAYOUTS["array-pretty-indent-1"], LAYOUTS["jsonl"]):
+        assert parse(data) == ROWS
+        assert parse(gzip.compress(data)) == ROWS
+
+
+def test_multi_member_gzip_is_read_to_the_end():
+    data = LAYOUTS["jsonl"]
+    assert parse(gzip.compress(data[:300]) + gzip.compress(data[300:])) == ROWS
+
+
+def test_empty_files_have_no_records():
+    assert parse(b"") == []
+    assert parse(b"  \n ") == []
+    assert parse(b"[]") == []
+    assert parse(gzip.compress(b"")) == []
+
+
+def test_a_file_that_is_not_json_fails_naming_the_file():
+    with pytest.raises(NotJsonError, match=r"drop\.json: not a JSON array or JSONL export"):
+        parse(b"id,user\n1,2\n")
+
+
+def test_bad_jsonl_lines_are_quarantined_and_the_rest_kept():
+    lines = [json.dumps(row).encode() for row in ROWS[:3]]
+    data = b"\n".join(
+        [lines[0], b'{"eid": "RESPONSE", "ets": 17', lines[1], b'{"x": "\xff\xfe"}', b"oops", lines[2]]
+    )
+    items = parse(data)
+    assert ok(items) == ROWS[:3]
+    assert [(item.reason, item.location) for item in bad(items)] == [
+        ("malformed_json", "line 2"),
+        ("invalid_utf8", "line 4"),
+        ("malformed_json", "line 5"),
+    ]
+    assert bad(items)[1].raw == b'{"x": "\xff\xfe"}'
+
+
+@pytest.mark.parametrize("layout", ["array-compact-one-line", "array-pretty-indent-1", "array-one-per-line"])
+def test_truncated_array_tail_is_quarantined_with_its_bytes(layout):
+    data = LAYOUTS[layout]
+    cut = data.index(b"RESPONSE:20")
+    items = parse(data[:cut])
+    assert ok(items) == ROWS[:20]
+    (tail,) = bad(items)
+    assert tail.reason == "truncated_tail"
+    assert data[:cut].endswith(tail.raw)
+
+
+def test_array_without_closing_bracket_is_reported():
+    items = parse(json.dumps(ROWS)[:-1].encode())
+    assert ok(items) == ROWS
+    assert [item.reason for item in bad(items)] == ["truncated_tail"]
+
+
+def test_invalid_utf8_inside_an_array_costs_one_record():
+    rows = [json.dumps(row).encode() for row in ROWS[:3]]
+    data = b"[" + b",".join([rows[0], b'{"text": "caf\xe9"}', rows[1], rows[2]]) + b"]"
+    items = parse(data)
+    assert ok(items) == ROWS[:3]
+    assert [item.reason for item in bad(items)] == ["invalid_utf8"]
+
+
+def test_non_object_elements_are_quarantined():
+    items = parse(b'[{"a": 1}, 42, "x", {"b": 2}]')
+    assert ok(items) == [{"a": 1}, {"b": 2}]
+    assert len(bad(items)) == 2
+
+
+def test_content_after_the_array_is_quarantined():
+    items = parse(b'[{"a": 1}] trailing')
+    assert ok(items) == [{"a": 1}]
+    assert bad(items)[0].raw == b"trailing"
+
+
+def test_truncated_gzip_keeps_what_was_readable_and_reports_the_break():
+    compressed = gzip.compress(LAYOUTS["jsonl"] * 40)
+    items = parse(compressed[: len(compressed) // 2])
+    assert len(ok(items)) > 0
+    assert bad(items)[-1].reason == "corrupt_gzip"
+
+
+def test_corrupt_gzip_header_is_reported_not_raised():
+    compressed = bytearray(gzip.compress(LAYOUTS["jsonl"]))
+    compressed[3] = 0xFF  # reserved flag bits set: zlib refuses the header
+    compressed[10:40] = b"\x00" * 30
+    items = parse(bytes(compressed))
+    assert [item.reason for item in bad(items)] == ["corrupt_gzip"]

@@ -1,0 +1,65 @@
+"""Stage 2 extraction: one pass for many learners, dedupe across drops, time order."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pyarrow as pa
+
+from engagement_assets.ingestion.cleaning import RESPONSE_SCHEMA
+from engagement_assets.responses.extract import deduplicate, extract_learner_responses
+from engagement_assets.storage.parquet import write_parquet
+from engagement_assets.storage.store import LocalStore
+
+
+def part(rows: list[tuple[str, str, int, int]]) -> pa.Table:
+    """rows of (event_mid, user_id, event_ets ms, created_at ms)."""
+    columns = {name: [None] * len(rows) for name in RESPONSE_SCHEMA.names}
+    columns["event_mid"] = [row[0] for row in rows]
+    columns["user_id"] = [row[1] for row in rows]
+    columns["event_ets"] = [row[2] for row in rows]
+    columns["created_at"] = [row[3] for row in rows]
+    columns["accuracy_percentage"] = [50.0] * len(rows)
+    return pa.table(columns, schema=RESPONSE_SCHEMA)
+
+
+def store_with(tmp_path, drops: dict[str, list]) -> LocalStore:
+    store = LocalStore(tmp_path / "w")
+    for drop, rows in drops.items():
+        store.put_file(
+            write_parquet(part(rows), tmp_path / "p.parquet"), f"cleaned_telemetry/{drop}/part-00000.parquet"
+        )
+    return store
+
+
+def test_learners_are_gathered_from_every_drop_deduplicated_in_time_order(tmp_path):
+    store = store_with(
+        tmp_path,
+        {
+            "d1.json": [("a", "u1", 1, 300), ("b", "u2", 1, 100), ("c", "u1", 1, 50)],
+            "d2.jsonl": [("a", "u1", 1, 200), ("d", "u1", 1, 400), ("e", "u3", 1, 1)],
+        },
+    )
+    frames = extract_learner_responses(store, ["u1", "u2", "nobody"])
+    assert list(frames) == ["u1", "u2", "nobody"]
+    u1 = frames["u1"]
+    assert u1["event_mid"].tolist() == ["c", "a", "d"]
+    assert u1["created_at"].tolist() == pd.to_datetime([50, 200, 400], unit="ms").tolist()
+    assert frames["u2"]["event_mid"].tolist() == ["b"]
+    assert frames["nobody"].empty and list(frames["nobody"].columns) == RESPONSE_SCHEMA.names
+
+
+def test_no_cleaned_data_yet_gives_empty_frames(tmp_path):
+    frames = extract_learner_responses(LocalStore(tmp_path / "empty"), ["u1"])
+    assert frames["u1"].empty and list(frames["u1"].columns) == RESPONSE_SCHEMA.names
+
+
+def test_deduplicate_keeps_the_earliest_and_puts_missing_times_last():
+    frame = pd.DataFrame(
+        {
+            "event_mid": ["a", "a", "b", "c"],
+            "event_ets": [1, 1, 1, 1],
+            "created_at": pd.to_datetime([20, 10, None, 5], unit="ms"),
+        }
+    )
+    assert deduplicate(frame)["event_mid"].tolist() == ["c", "a", "b"]
+    assert deduplicate(frame)["created_at"].iloc[1] == pd.Timestamp(10, unit="ms")
