@@ -4,12 +4,24 @@ from __future__ import annotations
 
 import dagster as dg
 
+from engagement_assets.analysis.assets import audio_analysis
+from engagement_assets.features.assets import phase_features, phase_level_engagement
 from engagement_assets.ingestion.assets import cleaned_telemetry, telemetry_drop
+from engagement_assets.matching.assets import learner_sessions, merged_responses
 from engagement_assets.platform.resources import build_resources
 from engagement_assets.responses.assets import user_responses
 from engagement_assets.settings import Settings
 
-ASSETS = [telemetry_drop, cleaned_telemetry, user_responses]
+ASSETS = [
+    telemetry_drop,
+    cleaned_telemetry,
+    user_responses,
+    learner_sessions,
+    merged_responses,
+    audio_analysis,
+    phase_features,
+    phase_level_engagement,
+]
 
 
 def build_definitions(settings: Settings) -> dg.Definitions:

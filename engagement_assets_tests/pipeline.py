@@ -12,50 +12,35 @@ from engagement_assets.definitions import ASSETS
 from engagement_assets.ingestion.assets import cleaned_telemetry
 from engagement_assets.platform.partitions import register_partitions, telemetry_drops, users
 from engagement_assets.platform.resources import build_resources
+from engagement_assets.platform.runs import materialize_partition, materialize_partition_range
 from engagement_assets.responses.assets import user_responses
 from engagement_assets.settings import Settings
 from engagement_assets.storage.parquet import read_parquet
 from engagement_assets.storage.store import Store
 
-PARTITION_RANGE_START = "dagster/asset_partition_range_start"
-PARTITION_RANGE_END = "dagster/asset_partition_range_end"
 
-
-def resources_for(storage_url: str, landing_url: str) -> dict:
-    return build_resources(Settings(storage_url=storage_url, landing_url=landing_url))
+def resources_for(storage_url: str, landing_url: str, **settings) -> dict:
+    return build_resources(Settings(storage_url=storage_url, landing_url=landing_url, **settings))
 
 
 def materialize_drops(instance, resources, drops, run_config=None) -> list[dg.ExecuteInProcessResult]:
     register_partitions(instance, telemetry_drops, drops)
     return [
-        dg.materialize(
-            ASSETS,
-            selection=[cleaned_telemetry],
-            partition_key=drop,
-            instance=instance,
-            resources=resources,
-            run_config=run_config,
-        )
+        materialize_partition(ASSETS, cleaned_telemetry, drop, instance, resources, run_config)
         for drop in drops
     ]
 
 
-def materialize_learners_batched(instance, resources, learners) -> dg.ExecuteInProcessResult:
-    """One run over all `learners` (as a batched backfill would launch it)."""
+def materialize_learners_batched(instance, resources, learners, selection=(user_responses,)):
+    """One run of `selection` over all `learners` (as a batched backfill would launch it)."""
     register_partitions(instance, users, learners)
     keys = instance.get_dynamic_partitions(users.name)
-    job = dg.define_asset_job("learners_batch", selection=[user_responses])
-    defs = dg.Definitions(assets=ASSETS, resources=resources, jobs=[job])
-    return defs.resolve_job_def("learners_batch").execute_in_process(
-        instance=instance, tags={PARTITION_RANGE_START: keys[0], PARTITION_RANGE_END: keys[-1]}
-    )
+    return materialize_partition_range(ASSETS, list(selection), keys[0], keys[-1], instance, resources)
 
 
-def materialize_learner(instance, resources, learner) -> dg.ExecuteInProcessResult:
+def materialize_learner(instance, resources, learner, selection=(user_responses,)):
     register_partitions(instance, users, [learner])
-    return dg.materialize(
-        ASSETS, selection=[user_responses], partition_key=learner, instance=instance, resources=resources
-    )
+    return materialize_partition(ASSETS, list(selection), learner, instance, resources)
 
 
 def stored_frame(store: Store, key: str) -> pd.DataFrame:

@@ -96,6 +96,12 @@ def cleaned_telemetry(
     return dg.Output(parts, metadata=metadata)
 
 
+def landed_drops(store) -> list[str]:
+    """Names of the files directly under `telemetry/` in the landing area: the telemetry_drops keys."""
+    names = (stored.key[len(TELEMETRY_PREFIX) :] for stored in store.list_files(TELEMETRY_PREFIX))
+    return [name for name in names if "/" not in name and not name.startswith(".")]
+
+
 def _size_of(store, key: str) -> int:
     listed = [stored for stored in store.list_files(key) if stored.key == key]
     if not listed:

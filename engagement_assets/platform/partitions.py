@@ -9,6 +9,16 @@ from engagement_assets.storage.keys import check_partition_key
 telemetry_drops = dg.DynamicPartitionsDefinition(name="telemetry_drops")
 users = dg.DynamicPartitionsDefinition(name="users")
 
+# Per-learner CPU stages handle a whole batch in one pass, so a backfill over thousands of learners
+# launches a few runs instead of paying run start-up once per learner.
+LEARNERS_PER_RUN = 500
+learner_batches = dg.BackfillPolicy.multi_run(max_partitions_per_run=LEARNERS_PER_RUN)
+
+
+def learners_of(context: dg.AssetExecutionContext) -> list[str]:
+    """The learners this run covers (one, or a batch in a backfill), each checked as a safe path segment."""
+    return [check_partition_key(key, users.name) for key in context.partition_keys]
+
 
 def register_partitions(
     instance: dg.DagsterInstance, partitions: dg.DynamicPartitionsDefinition, keys: list[str]

@@ -18,9 +18,25 @@ class StoreResource(dg.ConfigurableResource):
         return open_store(self.url)
 
 
+class PipelineResource(dg.ConfigurableResource):
+    """How the stages behave: the matching rule and the audio analyzer."""
+
+    match_strategy: str = "nearest"
+    analyzer: str = "auto"
+    analysis_import_url: str | None = None
+
+    def setup_for_execution(self, context) -> None:
+        Settings(match_strategy=self.match_strategy, analyzer=self.analyzer)  # validates the choices
+
+
 def build_resources(settings: Settings) -> dict:
     return {
         "io_manager": ParquetIOManager(storage_url=settings.storage_url),
         "warehouse": StoreResource(url=settings.storage_url),
         "landing": StoreResource(url=settings.landing_url),
+        "pipeline": PipelineResource(
+            match_strategy=settings.match_strategy,
+            analyzer=settings.analyzer,
+            analysis_import_url=settings.analysis_import_url,
+        ),
     }

@@ -39,3 +39,12 @@ def deduplicate(responses: pd.DataFrame) -> pd.DataFrame:
     """The earliest copy of each (event_mid, event_ets), in created_at order (nulls last)."""
     ordered = responses.sort_values(["created_at", *DEDUPE_KEY], na_position="last", kind="stable")
     return ordered.drop_duplicates(DEDUPE_KEY, keep="first").reset_index(drop=True)
+
+
+def learner_ids(store: Store) -> list[str]:
+    """Every learner with at least one cleaned response, sorted."""
+    parts = cleaned_part_keys(store)
+    if not parts:
+        return []
+    column = read_parquet(store, parts, schema=RESPONSE_SCHEMA, columns=["user_id"]).column("user_id")
+    return sorted(value for value in pc.unique(column).to_pylist() if value is not None)

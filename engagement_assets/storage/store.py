@@ -254,3 +254,16 @@ def open_store(url: str | os.PathLike) -> Store:
 
 def _scratch_root() -> Path:
     return Path(tempfile.gettempdir()) / "engagement-assets"
+
+
+def read_url(url: str | os.PathLike) -> bytes:
+    """The bytes of one object named by a local path or an s3://bucket/key URL."""
+    text = str(url)
+    if text.startswith("s3://"):
+        parsed = urlparse(text)
+        store = S3Store(parsed.netloc)
+        try:
+            return store.read_bytes(parsed.path.lstrip("/"))
+        except store.client.exceptions.NoSuchKey:
+            raise FileNotFoundError(f"no object at {text}") from None
+    return Path(text).expanduser().read_bytes()

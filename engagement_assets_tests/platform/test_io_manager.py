@@ -7,9 +7,10 @@ import pytest
 
 from engagement_assets.platform.io_manager import ParquetIOManager
 from engagement_assets.platform.partitions import register_partitions
+from engagement_assets.platform.runs import materialize_partition_range
 from engagement_assets.storage.keys import UnsafePartitionKey
 from engagement_assets.storage.store import open_store
-from engagement_assets_tests.pipeline import PARTITION_RANGE_END, PARTITION_RANGE_START, stored_frame
+from engagement_assets_tests.pipeline import stored_frame
 
 learners = dg.DynamicPartitionsDefinition(name="test_learners")
 
@@ -39,22 +40,17 @@ def storage_url(request, tmp_path):
     return f"s3://{request.getfixturevalue('bucket')}/warehouse"
 
 
-def run_range(instance, storage_url, selection, keys):
-    job = dg.define_asset_job("batch", selection=selection)
-    defs = dg.Definitions(
-        assets=[scores, doubled, everyone],
-        jobs=[job],
-        resources={"io_manager": ParquetIOManager(storage_url=storage_url)},
-    )
-    return defs.resolve_job_def("batch").execute_in_process(
-        instance=instance, tags={PARTITION_RANGE_START: keys[0], PARTITION_RANGE_END: keys[-1]}
+def run_range(instance, storage_url, keys):
+    resources = {"io_manager": ParquetIOManager(storage_url=storage_url)}
+    return materialize_partition_range(
+        [scores, doubled, everyone], scores, keys[0], keys[-1], instance, resources
     )
 
 
 def test_a_batched_run_writes_one_file_per_partition(instance, storage_url):
     keys = ["u1", "u2", "u3"]
     register_partitions(instance, learners, keys)
-    result = run_range(instance, storage_url, [scores], keys)
+    result = run_range(instance, storage_url, keys)
     assert result.success
     store = open_store(storage_url)
     assert [f.key for f in store.list_files("scores/")] == [f"scores/{key}.parquet" for key in keys]
@@ -66,7 +62,7 @@ def test_a_batched_run_writes_one_file_per_partition(instance, storage_url):
 def test_downstream_loads_one_partition_or_all_of_them(instance, storage_url):
     register_partitions(instance, learners, ["u1", "u2"])
     resources = {"io_manager": ParquetIOManager(storage_url=storage_url)}
-    assert run_range(instance, storage_url, [scores], ["u1", "u2"]).success
+    assert run_range(instance, storage_url, ["u1", "u2"]).success
     assert dg.materialize(
         [scores, doubled], selection=[doubled], partition_key="u2", instance=instance, resources=resources
     ).success
@@ -84,16 +80,9 @@ def test_a_single_value_for_several_partitions_is_refused(instance, tmp_path):
         return pd.DataFrame({"x": [1]})
 
     register_partitions(instance, learners, ["u1", "u2"])
-    job = dg.define_asset_job("batch", selection=[one_frame_for_all])
-    defs = dg.Definitions(
-        assets=[one_frame_for_all],
-        jobs=[job],
-        resources={"io_manager": ParquetIOManager(storage_url=str(tmp_path))},
-    )
+    resources = {"io_manager": ParquetIOManager(storage_url=str(tmp_path))}
     with pytest.raises(dg.DagsterInvariantViolationError, match="return a mapping"):
-        defs.resolve_job_def("batch").execute_in_process(
-            instance=instance, tags={PARTITION_RANGE_START: "u1", PARTITION_RANGE_END: "u2"}
-        )
+        materialize_partition_range([one_frame_for_all], one_frame_for_all, "u1", "u2", instance, resources)
 
 
 def test_unsafe_partition_keys_never_reach_storage(instance, tmp_path):

@@ -1,0 +1,66 @@
+"""The per-response analysis every analyzer produces (SPEC §3, stage 5), and its validation.
+
+Whatever the source (a model, the local heuristics, an imported file), values are checked field by field:
+a score outside 0-100 or a category outside its set makes the row `failed` with the reason in `error`,
+never a crash and never a silently kept bad value.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+
+SCORES = ("EQ_score", "engagement_score")
+CATEGORY_SETS = {
+    "dominant_emotion": ("happiness", "sadness", "anger", "fear", "calmness"),
+    "engagement_state": ("engaged", "neutral", "disengaged"),
+    "pronunciation_accuracy": ("good", "average", "poor"),
+    "audio_quality": ("good", "poor", "distorted", "blank"),
+}
+METRICS = (*SCORES, *CATEGORY_SETS)
+ANALYSIS_COLUMNS = (
+    "event_mid",
+    "event_ets",
+    *METRICS,
+    "analyzer",
+    "model",
+    "prompt_version",
+    "status",
+    "error",
+)
+
+ANALYSED = "analysed"
+FAILED = "failed"
+NOT_FOUND = "not_found"
+
+
+class InvalidAnalysis(ValueError):
+    pass
+
+
+def validated_metrics(values: Mapping) -> dict:
+    """The six metrics, normalised (scores as floats, categories lower-case); InvalidAnalysis says what is wrong."""
+    problems, clean = [], {}
+    for name in SCORES:
+        score = _score(values.get(name))
+        if score is None:
+            problems.append(f"{name}={values.get(name)!r} is not a number in 0-100")
+        clean[name] = score
+    for name, allowed in CATEGORY_SETS.items():
+        category = str(values.get(name) or "").strip().lower()
+        if category not in allowed:
+            problems.append(f"{name}={values.get(name)!r} is not one of {'|'.join(allowed)}")
+        clean[name] = category
+    if problems:
+        raise InvalidAnalysis("; ".join(problems))
+    return clean
+
+
+def _score(value) -> float | None:
+    if isinstance(value, bool) or value is None:
+        return None
+    try:
+        score = float(value)
+    except (TypeError, ValueError):
+        return None
+    return score if math.isfinite(score) and 0 <= score <= 100 else None

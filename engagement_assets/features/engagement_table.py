@@ -1,0 +1,63 @@
+"""All learners' phase features as one table, read with DuckDB straight from the per-learner Parquet files
+(never by loading thousands of partitions into memory), and its CSV export with the original columns."""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+import duckdb
+import pandas as pd
+import pyarrow as pa
+import pyarrow.dataset as ds
+
+from engagement_assets.features.phases import FEATURE_COLUMNS, empty_features
+from engagement_assets.storage.store import Store
+
+FEATURES_PREFIX = "phase_features/"
+EXPORT_KEY = "exports/phase_level_engagement_full.csv"
+_ORDER = "UserId, start_time, SessionId"
+
+
+def engagement_table(store: Store) -> pd.DataFrame:
+    """Every learner's phase features, in the export's column order, sorted by learner and time."""
+    with _features_view(store) as con:
+        return con.sql(f"SELECT {_columns()} FROM features ORDER BY {_ORDER}").df()
+
+
+def export_engagement_csv(store: Store) -> str:
+    """Write `<storage>/exports/phase_level_engagement_full.csv` atomically; returns its URI."""
+    with tempfile.TemporaryDirectory(prefix="engagement-export-") as scratch, _features_view(store) as con:
+        local = Path(scratch) / "export.csv"
+        con.sql(f"SELECT {_columns()} FROM features ORDER BY {_ORDER}").write_csv(str(local), header=True)
+        store.put_file(local, EXPORT_KEY)
+    return store.uri(EXPORT_KEY)
+
+
+class _features_view:
+    """A DuckDB connection with a `features` view over the per-learner files (empty when there are none)."""
+
+    def __init__(self, store: Store):
+        self.store = store
+
+    def __enter__(self) -> duckdb.DuckDBPyConnection:
+        self.con = duckdb.connect(config={"memory_limit": "512MB"})
+        keys = [f.key for f in self.store.list_files(FEATURES_PREFIX) if f.key.endswith(".parquet")]
+        if keys:
+            filesystem, root = self.store.arrow()
+            dataset = ds.dataset([f"{root}/{key}" for key in keys], filesystem=filesystem, format="parquet")
+            self.con.register("features", dataset)
+        else:
+            self.con.register("features", _empty_features_arrow())
+        return self.con
+
+    def __exit__(self, *exc) -> None:
+        self.con.close()
+
+
+def _columns() -> str:
+    return ", ".join(f'"{column}"' for column in FEATURE_COLUMNS)
+
+
+def _empty_features_arrow() -> pa.Table:
+    return pa.Table.from_pandas(empty_features(), preserve_index=False)

@@ -1,0 +1,59 @@
+"""The lesson-tracking export of one learner (`<user_id>_learnerai_data.csv`) as typed rows.
+
+Only the columns the pipeline uses are read; timestamps with `Z` or an offset are converted to UTC, naive
+ones are taken as UTC, and the zone is dropped (SPEC §3, stage 3).
+"""
+
+from __future__ import annotations
+
+import io
+
+import pandas as pd
+
+REQUIRED_COLUMNS = ("userId", "sessionId", "milestoneLevel", "lesson", "progress", "createdAt")
+SESSION_COLUMNS = ("UserId", "SessionId", "MilestoneLevel", "Lesson", "Progress", "CreatedAt_Session")
+
+
+class SessionsFileError(ValueError):
+    pass
+
+
+def sessions_key(user_id: str) -> str:
+    return f"sessions/{user_id}_learnerai_data.csv"
+
+
+def empty_sessions() -> pd.DataFrame:
+    return _typed(pd.DataFrame({column: [] for column in SESSION_COLUMNS}))
+
+
+def parse_sessions(data: bytes, source: str) -> pd.DataFrame:
+    """Typed lesson rows, in file order; a missing required column is an error naming it and the file."""
+    try:
+        raw = pd.read_csv(io.BytesIO(data), dtype=str, keep_default_na=False, encoding="utf-8-sig")
+    except pd.errors.EmptyDataError:
+        return empty_sessions()
+    missing = [column for column in REQUIRED_COLUMNS if column not in raw.columns]
+    if missing:
+        raise SessionsFileError(
+            f"{source}: missing required column(s) {', '.join(missing)} (has: {', '.join(raw.columns)})"
+        )
+    renamed = raw[list(REQUIRED_COLUMNS)].set_axis(list(SESSION_COLUMNS), axis=1)
+    return _typed(renamed, source)
+
+
+def _typed(frame: pd.DataFrame, source: str = "") -> pd.DataFrame:
+    typed = frame.copy()
+    for column in ("UserId", "SessionId", "MilestoneLevel", "Lesson"):
+        typed[column] = typed[column].astype("string").str.strip().replace("", pd.NA).astype("str")
+    typed["Progress"] = pd.to_numeric(typed["Progress"].replace("", None), errors="coerce").astype("float64")
+    typed["CreatedAt_Session"] = _utc_naive(typed["CreatedAt_Session"], source)
+    return typed.reset_index(drop=True)
+
+
+def _utc_naive(values: pd.Series, source: str) -> pd.Series:
+    text = values.astype("string").str.strip().replace("", pd.NA)
+    try:
+        parsed = pd.to_datetime(text, utc=True, format="ISO8601")
+    except (ValueError, TypeError) as err:
+        raise SessionsFileError(f"{source}: createdAt has a value that is not a timestamp ({err})") from None
+    return parsed.dt.tz_convert(None).astype("datetime64[ms]")
