@@ -58,7 +58,7 @@ def test_the_original_merged_with_analysis_keyed_by_audio_link():
 def test_files_without_keys_or_metrics_are_refused_clearly():
     with pytest.raises(AnalysisImportError, match="needs the columns event_mid and event_ets, or audio_link"):
         read_imported_analysis(f"x,{METRIC_HEADER}\n".encode(), "bad.csv")
-    with pytest.raises(AnalysisImportError, match="missing analysis column.*audio_quality"):
+    with pytest.raises(AnalysisImportError, match=r"missing analysis column.*audio_quality"):
         read_imported_analysis(
             b"audio_link,EQ_score,engagement_score,dominant_emotion,engagement_state,pronunciation_accuracy\n",
             "bad.csv",

@@ -38,7 +38,7 @@ def test_a_missing_required_column_names_the_column_and_the_file():
 
 
 def test_a_timestamp_that_is_not_one_is_an_error_naming_the_file():
-    with pytest.raises(SessionsFileError, match="f.csv: createdAt"):
+    with pytest.raises(SessionsFileError, match=r"f\.csv: createdAt"):
         parse_sessions(csv("a,1,S,practice,m1,en,1,10,yesterday,0"), "f.csv")
 
 
