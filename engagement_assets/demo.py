@@ -1,0 +1,138 @@
+"""`engagement-demo`: the whole pipeline built so far, on the local default, with nothing to configure.
+
+Generates sample data into the landing area when it has no telemetry yet, registers every landed drop and
+every learner found as partitions of the persistent local instance, materializes each stage, and says
+where the results are and how to look at them in the UI.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+import dagster as dg
+
+from engagement_assets.analysis.assets import audio_analysis
+from engagement_assets.definitions import ASSETS
+from engagement_assets.features.assets import phase_features, phase_level_engagement
+from engagement_assets.ingestion.assets import cleaned_telemetry, landed_drops
+from engagement_assets.matching.assets import merged_responses
+from engagement_assets.platform.partitions import register_partitions, telemetry_drops, users
+from engagement_assets.platform.resources import build_resources
+from engagement_assets.platform.runs import materialize_partition, materialize_partition_range
+from engagement_assets.responses.assets import user_responses
+from engagement_assets.responses.extract import learner_ids
+from engagement_assets.sample_data import generate_landing
+from engagement_assets.settings import Settings
+from engagement_assets.storage.keys import is_safe_partition_key
+from engagement_assets.storage.store import LocalStore, open_store
+
+SAMPLE_LEARNERS = 12
+SAMPLE_SEED = 7
+OUTPUTS = (
+    ("cleaned telemetry", "cleaned_telemetry/"),
+    ("learner responses", "user_responses/"),
+    ("matched to lessons", "merged_responses/"),
+    ("audio analysis", "audio_analysis/"),
+    ("phase features", "phase_features/"),
+    ("all-learner export", "exports/phase_level_engagement_full.csv"),
+    ("quarantined records", "quarantine/"),
+)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--learners", type=int, default=SAMPLE_LEARNERS, help="learners in generated sample data"
+    )
+    parser.add_argument("--seed", type=int, default=SAMPLE_SEED, help="seed of the generated sample data")
+    args = parser.parse_args(argv)
+
+    home = _dagster_home()
+    settings = Settings.from_env()
+    landing = open_store(settings.landing_url)
+    if not landed_drops(landing):
+        _generate_sample_data(landing, args.learners, args.seed)
+
+    resources = build_resources(settings)
+    with dg.DagsterInstance.get() as instance:
+        drops = _register(instance, telemetry_drops, landed_drops(landing))
+        for drop in drops:
+            result = materialize_partition(ASSETS, cleaned_telemetry, drop, instance, resources)
+            _check(result, f"cleaned_telemetry [{drop}]")
+        learners = _register(instance, users, learner_ids(open_store(settings.storage_url)))
+        stages = _per_learner_stages(settings)
+        if learners:
+            result = materialize_partition_range(
+                ASSETS, stages, learners[0], learners[-1], instance, resources
+            )
+            _check(
+                result,
+                f"{', '.join(stage.key.to_user_string() for stage in stages)} [{len(learners)} learners]",
+            )
+        if phase_features in stages:
+            result = materialize_partition(ASSETS, phase_level_engagement, None, instance, resources)
+            _check(result, "phase_level_engagement")
+
+    _report(settings, home, drops, learners)
+    return 0
+
+
+def _per_learner_stages(settings: Settings) -> list:
+    """Every per-learner stage that can run: analysis needs an analyzer (for now, imported results)."""
+    if settings.analyzer == "import":
+        return [user_responses, merged_responses, audio_analysis, phase_features]
+    print(
+        "Audio analysis and phase features need ENGAGEMENT_ANALYZER=import with ANALYSIS_IMPORT_URL; skipping them."
+    )
+    return [user_responses, merged_responses]
+
+
+def _dagster_home() -> Path:
+    """The persistent local instance: $DAGSTER_HOME, else this checkout (where dagster.yaml lives)."""
+    if not os.environ.get("DAGSTER_HOME"):
+        os.environ["DAGSTER_HOME"] = str(
+            Path.cwd() if Path("dagster.yaml").is_file() else Path(".dagster").resolve()
+        )
+    home = Path(os.environ["DAGSTER_HOME"])
+    home.mkdir(parents=True, exist_ok=True)
+    return home
+
+
+def _generate_sample_data(landing, learners: int, seed: int) -> None:
+    if not isinstance(landing, LocalStore):
+        sys.exit(f"no telemetry under {landing.uri('telemetry/')}; drop an export there first")
+    print(f"Generating sample data for {learners} learners into {landing.url} ...")
+    generate_landing(landing.root, learners=learners, seed=seed)
+
+
+def _register(instance, partitions, keys: list[str]) -> list[str]:
+    safe = [key for key in keys if is_safe_partition_key(key)]
+    skipped = sorted(set(keys) - set(safe))
+    if skipped:
+        print(f"Skipping {len(skipped)} {partitions.name} key(s) that cannot be storage paths: {skipped[:5]}")
+    register_partitions(instance, partitions, safe)
+    return safe
+
+
+def _check(result, what: str) -> None:
+    if not result.success:
+        sys.exit(f"{what} failed; see the run in the UI")
+    print(f"  materialized {what}")
+
+
+def _report(settings: Settings, home: Path, drops: list[str], learners: list[str]) -> None:
+    warehouse = open_store(settings.storage_url)
+    print(f"\nDone: {len(drops)} telemetry drop(s), {len(learners)} learner(s). Results:")
+    for label, key in OUTPUTS:
+        if warehouse.list_files(key):
+            print(f"  {label:<22} {warehouse.uri(key)}")
+    print(
+        f"Open the UI on this instance with:\n  DAGSTER_HOME={home} dagster dev -m engagement_assets.definitions"
+    )
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,95 @@
+"""`<user_id>_learnerai_data.csv`: per-learner exports of the `learnerai_lesson_tracking` collection/table."""
+
+from __future__ import annotations
+
+import csv
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from .ids import ObjectIds
+from .practice import Learner, LessonRow
+
+MONGO_COLUMNS = (
+    "_id",
+    "userId",
+    "sessionId",
+    "milestone",
+    "milestoneLevel",
+    "language",
+    "lesson",
+    "progress",
+    "createdAt",
+    "__v",
+)
+MYSQL_COLUMNS = (
+    "id",
+    "userId",
+    "sessionId",
+    "milestone",
+    "milestoneLevel",
+    "language",
+    "lesson",
+    "progress",
+    "createdAt",
+)
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_IST = timedelta(hours=5, minutes=30)
+
+
+def created_at_text(epoch_ms: int, clock: str) -> str:
+    """Naive UTC `2025-06-12 10:24:31.870000`, `…T10:24:31.870Z`, or the same instant in IST `+05:30`."""
+    moment = _EPOCH + timedelta(milliseconds=epoch_ms)
+    millis = f"{epoch_ms % 1000:03d}"
+    if clock == "naive":
+        return moment.strftime("%Y-%m-%d %H:%M:%S.") + millis + "000"
+    if clock == "ist":
+        return (moment + _IST).strftime("%Y-%m-%dT%H:%M:%S.") + millis + "+05:30"
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + millis + "Z"
+
+
+class SessionsFolder:
+    """Appends lesson rows to each learner's CSV; a file is started fresh the first time a run touches it."""
+
+    def __init__(self, folder: Path, object_ids: ObjectIds, first_mysql_id: int) -> None:
+        self.folder = folder
+        self.rows = 0
+        self.rows_by_kind: dict[str, int] = {}
+        self.files: dict[str, int] = {}  # file name -> rows, in creation order
+        self._object_ids = object_ids
+        self._next_mysql_id = first_mysql_id
+
+    def file_name(self, learner: Learner) -> str:
+        return f"{learner.user_id}_learnerai_data.csv"
+
+    def append(self, learner: Learner, rows: list[LessonRow]) -> None:
+        if not learner.has_sessions_file or not rows:
+            return
+        name = self.file_name(learner)
+        first_write = name not in self.files
+        self.folder.mkdir(parents=True, exist_ok=True)
+        with open(self.folder / name, "w" if first_write else "a", newline="", encoding="utf-8") as handle:
+            writer = csv.writer(handle, lineterminator="\n")
+            if first_write:
+                writer.writerow(MYSQL_COLUMNS if learner.csv_dialect == "mysql" else MONGO_COLUMNS)
+            writer.writerows(self._line(learner, row) for row in sorted(rows, key=lambda r: r.created_ms))
+        self.files[name] = self.files.get(name, 0) + len(rows)
+        self.rows += len(rows)
+        for row in rows:
+            self.rows_by_kind[row.kind] = self.rows_by_kind.get(row.kind, 0) + 1
+
+    def _line(self, learner: Learner, row: LessonRow) -> list[str]:
+        fields = [
+            row.user_id,
+            row.session_id,
+            row.milestone,
+            f"m{row.level}",
+            row.language,
+            row.lesson,
+            str(row.progress),
+        ]
+        if learner.csv_dialect == "mysql":
+            self._next_mysql_id += 1
+            return [str(self._next_mysql_id), *fields, created_at_text(row.created_ms, "naive")]
+        object_id = self._object_ids.at(row.created_ms)
+        return [object_id, *fields, created_at_text(row.created_ms, learner.csv_clock), "0"]
