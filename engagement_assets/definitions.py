@@ -5,6 +5,7 @@ from __future__ import annotations
 import dagster as dg
 
 from engagement_assets.analysis.assets import audio_analysis
+from engagement_assets.audio.assets import response_audio
 from engagement_assets.features.assets import phase_features, phase_level_engagement
 from engagement_assets.ingestion.assets import cleaned_telemetry, telemetry_drop
 from engagement_assets.matching.assets import learner_sessions, merged_responses
@@ -18,6 +19,7 @@ ASSETS = [
     user_responses,
     learner_sessions,
     merged_responses,
+    response_audio,
     audio_analysis,
     phase_features,
     phase_level_engagement,

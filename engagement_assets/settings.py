@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 DEFAULT_STORAGE_URL = "./data/warehouse"
 DEFAULT_LANDING_URL = "./data/landing"
+DEFAULT_AUDIO_SOURCE_URL = "./data/landing/audio/all-prod-storage"
 MATCH_STRATEGIES = ("nearest", "session_forward")
 ANALYZERS = ("auto", "gemini", "local", "import")
 
@@ -20,6 +21,7 @@ ANALYZERS = ("auto", "gemini", "local", "import")
 class Settings:
     storage_url: str = DEFAULT_STORAGE_URL
     landing_url: str = DEFAULT_LANDING_URL
+    audio_source_url: str = DEFAULT_AUDIO_SOURCE_URL
     match_strategy: str = "nearest"
     analyzer: str = "auto"
     analysis_import_url: str | None = None
@@ -38,6 +40,7 @@ class Settings:
         return cls(
             storage_url=get("ENGAGEMENT_STORAGE_URL", DEFAULT_STORAGE_URL),
             landing_url=get("ENGAGEMENT_LANDING_URL", DEFAULT_LANDING_URL),
+            audio_source_url=get("AUDIO_SOURCE_URL", DEFAULT_AUDIO_SOURCE_URL),
             match_strategy=get("ENGAGEMENT_MATCH_STRATEGY", "nearest"),
             analyzer=get("ENGAGEMENT_ANALYZER", "auto"),
             analysis_import_url=get("ANALYSIS_IMPORT_URL", None),

@@ -13,6 +13,9 @@ users = dg.DynamicPartitionsDefinition(name="users")
 # launches a few runs instead of paying run start-up once per learner.
 LEARNERS_PER_RUN = 500
 learner_batches = dg.BackfillPolicy.multi_run(max_partitions_per_run=LEARNERS_PER_RUN)
+# Network stages batch fewer learners per run: a run that dies costs less to redo.
+NETWORK_LEARNERS_PER_RUN = 50
+network_batches = dg.BackfillPolicy.multi_run(max_partitions_per_run=NETWORK_LEARNERS_PER_RUN)
 
 
 def learners_of(context: dg.AssetExecutionContext) -> list[str]:

@@ -34,6 +34,7 @@ def build_resources(settings: Settings) -> dict:
         "io_manager": ParquetIOManager(storage_url=settings.storage_url),
         "warehouse": StoreResource(url=settings.storage_url),
         "landing": StoreResource(url=settings.landing_url),
+        "audio_source": StoreResource(url=settings.audio_source_url),
         "pipeline": PipelineResource(
             match_strategy=settings.match_strategy,
             analyzer=settings.analyzer,

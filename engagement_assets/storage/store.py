@@ -20,8 +20,9 @@ from typing import BinaryIO
 from urllib.parse import urlparse
 
 import pyarrow.fs as pafs
+from botocore.exceptions import ClientError
 
-from engagement_assets.storage.s3 import arrow_s3_filesystem, s3_client
+from engagement_assets.storage.s3 import arrow_s3_filesystem, is_missing, s3_client
 
 # Local temp names start with a dot: listings skip them and partition keys may not start with one.
 _TEMP_PREFIX = "."
@@ -48,7 +49,12 @@ class Store:
         """Files under `prefix` (recursively), temp files excluded, sorted by key."""
         raise NotImplementedError
 
+    def size(self, key: str) -> int | None:
+        """The object's size in bytes, or None when there is no such object."""
+        raise NotImplementedError
+
     def open_read(self, key: str) -> BinaryIO:
+        """A binary stream of the object; FileNotFoundError when there is no such object."""
         raise NotImplementedError
 
     def put_file(self, local_path: Path, key: str) -> None:
@@ -123,6 +129,10 @@ class LocalStore(Store):
                     found.append(StoredFile(key, full.stat().st_size))
         return sorted(found, key=lambda stored: stored.key)
 
+    def size(self, key: str) -> int | None:
+        path = self.path(key)
+        return path.stat().st_size if path.is_file() else None
+
     def open_read(self, key: str) -> BinaryIO:
         return open(self.path(key), "rb")
 
@@ -168,14 +178,15 @@ class LocalStore(Store):
 
 
 class S3Store(Store):
-    def __init__(self, bucket: str, prefix: str = ""):
+    def __init__(self, bucket: str, prefix: str = "", client=None):
         self.bucket = bucket
         self.prefix = prefix.strip("/")
         self.url = f"s3://{bucket}/{self.prefix}".rstrip("/")
+        self._client = client
 
     @cached_property
     def client(self):
-        return s3_client()
+        return self._client or s3_client()
 
     def object_key(self, key: str) -> str:
         return f"{self.prefix}/{key}" if self.prefix else key
@@ -184,13 +195,16 @@ class S3Store(Store):
         return f"s3://{self.bucket}/{self.object_key(key)}"
 
     def exists(self, key: str) -> bool:
+        return self.size(key) is not None
+
+    def size(self, key: str) -> int | None:
         try:
-            self.client.head_object(Bucket=self.bucket, Key=self.object_key(key))
-        except self.client.exceptions.ClientError as err:
-            if err.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
-                return False
+            head = self.client.head_object(Bucket=self.bucket, Key=self.object_key(key))
+        except ClientError as err:
+            if is_missing(err):
+                return None
             raise
-        return True
+        return head["ContentLength"]
 
     def list_files(self, prefix: str = "") -> list[StoredFile]:
         strip = len(self.object_key(""))
@@ -203,7 +217,12 @@ class S3Store(Store):
         return sorted(found, key=lambda stored: stored.key)
 
     def open_read(self, key: str) -> BinaryIO:
-        body = self.client.get_object(Bucket=self.bucket, Key=self.object_key(key))["Body"]
+        try:
+            body = self.client.get_object(Bucket=self.bucket, Key=self.object_key(key))["Body"]
+        except ClientError as err:
+            if is_missing(err):
+                raise FileNotFoundError(f"no object at {self.uri(key)}") from None
+            raise
         return _ClosingStream(body)
 
     def put_file(self, local_path: Path, key: str) -> None:
@@ -239,14 +258,14 @@ class _ClosingStream:
         return iter(lambda: self.read(1 << 20), b"")
 
 
-def open_store(url: str | os.PathLike) -> Store:
-    """A store for `s3://bucket/prefix` or a local folder (created on first write)."""
+def open_store(url: str | os.PathLike, s3_client=None) -> Store:
+    """A store for `s3://bucket/prefix` (optionally with its own boto3 client) or a local folder."""
     text = str(url)
     if text.startswith("s3://"):
         parsed = urlparse(text)
         if not parsed.netloc:
             raise ValueError(f"{text!r}: an S3 URL needs a bucket, as in s3://bucket/prefix")
-        return S3Store(parsed.netloc, parsed.path)
+        return S3Store(parsed.netloc, parsed.path, s3_client)
     if "://" in text:
         raise ValueError(f"{text!r}: storage must be a local folder or an s3://bucket/prefix URL")
     return LocalStore(text)
@@ -261,9 +280,5 @@ def read_url(url: str | os.PathLike) -> bytes:
     text = str(url)
     if text.startswith("s3://"):
         parsed = urlparse(text)
-        store = S3Store(parsed.netloc)
-        try:
-            return store.read_bytes(parsed.path.lstrip("/"))
-        except store.client.exceptions.NoSuchKey:
-            raise FileNotFoundError(f"no object at {text}") from None
+        return S3Store(parsed.netloc).read_bytes(parsed.path.lstrip("/"))
     return Path(text).expanduser().read_bytes()

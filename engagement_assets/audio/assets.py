@@ -1,0 +1,146 @@
+"""Stage 4 wiring: each response's recording copied into platform storage, with a manifest."""
+
+import time
+
+import dagster as dg
+import pandas as pd
+from botocore.config import Config
+from pydantic import Field
+
+from engagement_assets.audio.copier import (
+    FAILED,
+    MANIFEST_COLUMNS,
+    MISSING,
+    STATUSES,
+    AudioCopier,
+    Clip,
+    CopyPolicy,
+    Known,
+)
+from engagement_assets.platform.metadata import counts_table, preview
+from engagement_assets.platform.partitions import learners_of, network_batches, users
+from engagement_assets.platform.resources import StoreResource
+from engagement_assets.storage.parquet import read_parquet
+from engagement_assets.storage.s3 import s3_client
+from engagement_assets.storage.store import Store, open_store
+
+FAILURE_RATE_CHECK = "download_failure_rate"
+ASSET = "response_audio"
+
+
+class AudioDownloadConfig(dg.Config):
+    workers: int = Field(
+        default=25, ge=1, le=256, description="Concurrent downloads, shared by all learners of a run."
+    )
+    attempts: int = Field(
+        default=3, ge=1, description="Tries per clip for transient faults (5xx, timeouts, resets)."
+    )
+    timeout_seconds: float = Field(default=120.0, gt=0, description="Longest one clip's download may take.")
+    warn_failure_rate: float = Field(
+        default=0.05, ge=0, le=1, description="Share of failed clips above which the check warns."
+    )
+
+
+@dg.asset(
+    partitions_def=users,
+    backfill_policy=network_batches,
+    pool="audio_download",
+    group_name="audio",
+    kinds={"s3", "parquet"},
+    check_specs=[
+        dg.AssetCheckSpec(
+            FAILURE_RATE_CHECK, asset=ASSET, description="Share of recordings that could not be copied."
+        )
+    ],
+)
+def response_audio(
+    context: dg.AssetExecutionContext,
+    config: AudioDownloadConfig,
+    user_responses: dict[str, pd.DataFrame],
+    warehouse: StoreResource,
+    audio_source: StoreResource,
+):
+    """Each response's recording copied from the audio bucket into platform storage under
+    `response_audio/<user_id>/<audio_link>`, and this manifest: one row per response with the stored path,
+    size, sha256, real format (WAV, or WebM under a .wav name) and a status (`stored`, `skipped_existing`,
+    `missing`, `failed` with the error, `no_audio`)."""
+    destination = warehouse.store()
+    policy = CopyPolicy(workers=config.workers, attempts=config.attempts, timeout_s=config.timeout_seconds)
+    copier = AudioCopier(_source(audio_source.url, policy), destination, policy)
+    learners = learners_of(context)
+    clips = [
+        Clip(
+            row.event_mid,
+            row.event_ets,
+            row.audio_link if isinstance(row.audio_link, str) else None,
+            f"{ASSET}/{learner}",
+        )
+        for learner in learners
+        for row in user_responses[learner].itertuples()
+    ]
+    started = time.monotonic()
+    rows = copier.copy_all(clips, _known(destination, learners))
+    seconds = time.monotonic() - started
+    manifest = pd.DataFrame(rows, columns=list(MANIFEST_COLUMNS))
+    manifest["bytes"] = manifest["bytes"].astype("Int64")
+    frames, offset = {}, 0
+    for learner in learners:
+        count = len(user_responses[learner])
+        frames[learner] = manifest.iloc[offset : offset + count].reset_index(drop=True)
+        offset += count
+    by_status = {status: int((manifest["status"] == status).sum()) for status in STATUSES}
+    with_link = len(manifest) - by_status["no_audio"]
+    failure_rate = by_status[FAILED] / with_link if with_link else 0.0
+    failures = manifest[manifest["status"].isin([FAILED, MISSING])]
+    return dg.MaterializeResult(
+        value=frames,
+        metadata={
+            "dagster/row_count": len(manifest),
+            "by_status": counts_table(by_status, "status"),
+            "formats": counts_table(manifest["format"].value_counts().to_dict(), "format"),
+            "failure_rate": round(failure_rate, 4),
+            "missing_rate": round(by_status[MISSING] / with_link, 4) if with_link else 0.0,
+            "mb_stored": round(float(manifest.loc[manifest["status"] == "stored", "bytes"].sum()) / 1e6, 3),
+            "seconds": round(seconds, 2),
+            "clips_per_second": round(with_link / seconds, 1) if seconds else 0.0,
+            "workers": policy.workers,
+            "failures": preview(failures[["audio_link", "status", "error", "attempts"]]),
+        },
+        check_results=[
+            dg.AssetCheckResult(
+                check_name=FAILURE_RATE_CHECK,
+                passed=failure_rate <= config.warn_failure_rate,
+                severity=dg.AssetCheckSeverity.WARN,
+                metadata={
+                    "failure_rate": round(failure_rate, 4),
+                    "threshold": config.warn_failure_rate,
+                    "failed": by_status[FAILED],
+                },
+            )
+        ],
+    )
+
+
+def _source(url: str, policy: CopyPolicy) -> Store:
+    # dagster-aws's S3Resource cannot set timeouts or the connection pool size, which the worker pool
+    # needs; botocore's own retries are off because the copier retries with backoff and jitter itself.
+    config = Config(
+        connect_timeout=min(10.0, policy.timeout_s),
+        read_timeout=policy.timeout_s,
+        max_pool_connections=policy.workers + 4,
+        retries={"total_max_attempts": 1, "mode": "standard"},
+    )
+    return open_store(url, s3_client(config))
+
+
+def _known(destination: Store, learners: list[str]) -> dict[str, Known]:
+    """Size, hash and format of clips stored by earlier runs, from their manifests, by storage key."""
+    known = {}
+    for learner in learners:
+        key = f"{ASSET}/{learner}.parquet"
+        if not destination.exists(key):
+            continue
+        earlier = read_parquet(destination, [key]).to_pandas()
+        for row in earlier.dropna(subset=["sha256"]).itertuples():
+            known[f"{ASSET}/{learner}/{row.audio_link}"] = Known(int(row.bytes), row.sha256, row.format)
+    return known
