@@ -3,6 +3,8 @@ failure-rate check, re-runs that skip, and one worker pool for a batch of learne
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import dagster as dg
 import pandas as pd
 
@@ -46,7 +48,7 @@ def run(instance, golden, storage_url, audio_url):
 
 def test_golden_recordings_are_copied_with_a_manifest(instance, golden, tmp_path):
     audio = golden.joinpath(*AUDIO)
-    result, manifest, store = run(instance, golden, str(tmp_path / "w"), str(audio))
+    result, manifest, _ = run(instance, golden, str(tmp_path / "w"), str(audio))
     assert len(manifest) == 251  # one row per response
     statuses = manifest["status"].value_counts().to_dict()
     assert statuses.get("no_audio") == manifest["audio_link"].isna().sum()
@@ -54,7 +56,7 @@ def test_golden_recordings_are_copied_with_a_manifest(instance, golden, tmp_path
     assert len(stored) == sum(1 for link in manifest["audio_link"].dropna() if (audio / link).exists())
     assert statuses.get("missing", 0) == len(manifest) - statuses["no_audio"] - len(stored)
     for row in stored.head(5).itertuples():
-        assert open(row.storage_path, "rb").read() == (audio / row.audio_link).read_bytes()
+        assert Path(row.storage_path).read_bytes() == (audio / row.audio_link).read_bytes()
     assert set(stored["format"]) <= {"wav", "webm"}
     meta = metadata_of(result)
     assert meta["failure_rate"] == 0.0 and "| stored |" in meta["by_status"]
@@ -74,7 +76,7 @@ def test_on_s3_with_a_failing_object_and_a_rerun_that_skips(
         assert failed["audio_link"].str.contains("1749388584000-0").all() and len(failed) == 1
         meta = metadata_of(result)
         assert 0 < meta["failure_rate"] < 0.05
-        rerun, manifest_again, _ = run(instance, golden, f"s3://{bucket}/w", f"s3://{bucket}/audio-bucket")
+        _, manifest_again, _ = run(instance, golden, f"s3://{bucket}/w", f"s3://{bucket}/audio-bucket")
         statuses = manifest_again["status"].value_counts().to_dict()
         assert statuses["stored"] == 1  # the clip that failed before
         assert statuses["skipped_existing"] == (manifest["status"] == "stored").sum()
