@@ -15,6 +15,11 @@ DEFAULT_LANDING_URL = "./data/landing"
 DEFAULT_AUDIO_SOURCE_URL = "./data/landing/audio/all-prod-storage"
 MATCH_STRATEGIES = ("nearest", "session_forward")
 ANALYZERS = ("auto", "gemini", "local", "import")
+AUDIO_RETENTION = ("keep", "purge_after_analysis")
+DEFAULT_GEMINI_MODEL = "gemini-2.5-flash-lite"
+# A conservative default that fits the free tier; paid projects raise it (limits are per project).
+DEFAULT_GEMINI_RPM = 60
+DEFAULT_GEMINI_CONCURRENCY = 8
 
 
 @dataclass(frozen=True)
@@ -25,10 +30,18 @@ class Settings:
     match_strategy: str = "nearest"
     analyzer: str = "auto"
     analysis_import_url: str | None = None
+    audio_retention: str = "keep"
+    gemini_api_key_set: bool = False
+    gemini_model: str = DEFAULT_GEMINI_MODEL
+    gemini_base_url: str | None = None
+    gemini_rpm: int = DEFAULT_GEMINI_RPM
+    gemini_concurrency: int = DEFAULT_GEMINI_CONCURRENCY
+    gemini_max_usd_per_run: float | None = None
 
     def __post_init__(self) -> None:
         _check_choice("ENGAGEMENT_MATCH_STRATEGY", self.match_strategy, MATCH_STRATEGIES)
         _check_choice("ENGAGEMENT_ANALYZER", self.analyzer, ANALYZERS)
+        _check_choice("ENGAGEMENT_AUDIO_RETENTION", self.audio_retention, AUDIO_RETENTION)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -44,7 +57,35 @@ class Settings:
             match_strategy=get("ENGAGEMENT_MATCH_STRATEGY", "nearest"),
             analyzer=get("ENGAGEMENT_ANALYZER", "auto"),
             analysis_import_url=get("ANALYSIS_IMPORT_URL", None),
+            audio_retention=get("ENGAGEMENT_AUDIO_RETENTION", "keep"),
+            # Only whether the key is there: the key itself reaches the resource as an EnvVar, so it is
+            # never shown in the UI, logs or metadata.
+            gemini_api_key_set=bool(get("GEMINI_API_KEY", None)),
+            gemini_model=get("GEMINI_MODEL", DEFAULT_GEMINI_MODEL),
+            gemini_base_url=get("GEMINI_BASE_URL", None),
+            gemini_rpm=_number("GEMINI_RPM", get("GEMINI_RPM", None), int, DEFAULT_GEMINI_RPM),
+            gemini_concurrency=_number("GEMINI_CONCURRENCY", get("GEMINI_CONCURRENCY", None), int, DEFAULT_GEMINI_CONCURRENCY),
+            gemini_max_usd_per_run=_number("GEMINI_MAX_USD_PER_RUN", get("GEMINI_MAX_USD_PER_RUN", None), float, None),
         )
+
+    @property
+    def resolved_analyzer(self) -> str:
+        """`auto` means Gemini when a key is set, else the local analyzer."""
+        if self.analyzer == "auto":
+            return "gemini" if self.gemini_api_key_set else "local"
+        return self.analyzer
+
+
+def _number(name: str, text: str | None, kind, default):
+    if text is None:
+        return default
+    try:
+        value = kind(text)
+    except ValueError:
+        raise ValueError(f"{name}={text!r} is not a number") from None
+    if value <= 0:
+        raise ValueError(f"{name}={text!r} must be positive")
+    return value
 
 
 def _check_choice(name: str, value: str, allowed: tuple[str, ...]) -> None:

@@ -1,59 +1,128 @@
-"""Stage 5 wiring: per-response audio analysis, from the configured analyzer."""
+"""Stage 5 wiring: per-response audio analysis, by the configured analyzer."""
+
+from collections import Counter
 
 import dagster as dg
 import pandas as pd
 
+from engagement_assets.analysis.analyze import AnalysisReport, GeminiSetup, analyze_responses
+from engagement_assets.analysis.cache import ResultCache
+from engagement_assets.analysis.gemini import GeminiAnalyzer
 from engagement_assets.analysis.importer import AnalysisImportError, imported_analysis, read_imported_analysis
+from engagement_assets.analysis.schema import ANALYSED, FAILED
+from engagement_assets.audio.assets import response_audio
 from engagement_assets.platform.metadata import counts_table, preview
-from engagement_assets.platform.partitions import learner_batches, learners_of, users
-from engagement_assets.platform.resources import PipelineResource
-from engagement_assets.storage.store import read_url
+from engagement_assets.platform.partitions import learners_of, network_batches, users
+from engagement_assets.platform.resources import GeminiResource, PipelineResource, StoreResource
+from engagement_assets.storage.parquet import read_parquet
+from engagement_assets.storage.store import Store, read_url
+
+# Statuses a later run could still change: the clip's audio is kept for it.
+UNFINISHED = (FAILED, "budget")
 
 
 @dg.asset(
     partitions_def=users,
-    backfill_policy=learner_batches,
+    deps=[response_audio],
+    backfill_policy=network_batches,
+    pool="audio_analysis",
     group_name="analysis",
-    kinds={"parquet"},
+    kinds={"gemini", "parquet"},
 )
 def audio_analysis(
-    context: dg.AssetExecutionContext, user_responses: dict[str, pd.DataFrame], pipeline: PipelineResource
+    context: dg.AssetExecutionContext,
+    user_responses: dict[str, pd.DataFrame],
+    pipeline: PipelineResource,
+    gemini: GeminiResource,
+    warehouse: StoreResource,
 ) -> dg.MaterializeResult[dict]:
     """How each spoken answer sounded: EQ and engagement scores (0-100), dominant emotion, engagement
-    state, pronunciation accuracy and audio quality, one row per response, with the analyzer, model,
-    prompt version and a status (`analysed`, `failed` with the reason, `not_found`)."""
-    if pipeline.analyzer != "import":
-        raise dg.Failure(
-            description=(
-                f"ENGAGEMENT_ANALYZER={pipeline.analyzer!r}: the model and local analyzers arrive with stage 5; "
-                "until then set ENGAGEMENT_ANALYZER=import and ANALYSIS_IMPORT_URL to earlier results"
-            )
-        )
-    imported = _read_import(pipeline.analysis_import_url)
-    frames = {
-        learner: imported_analysis(user_responses[learner], imported) for learner in learners_of(context)
-    }
+    state, pronunciation accuracy and audio quality, one row per response, with the analyzer (`gemini`,
+    `local` heuristics or `import`), model, prompt version, a status (`analysed`, `blank`, `no_audio`,
+    `missing_audio`, `download_failed`, `unsupported`, `failed`, `budget`, `not_found`) and the error."""
+    learners = learners_of(context)
+    if pipeline.analyzer == "import":
+        frames, metadata = _imported(learners, user_responses, pipeline)
+    else:
+        frames, metadata = _analysed(learners, user_responses, pipeline, gemini, warehouse.store())
     combined = pd.concat(frames.values(), ignore_index=True)
-    status = combined["status"].value_counts().to_dict()
-    return dg.MaterializeResult(
-        value=frames,
-        metadata={
+    metadata.update(
+        {
             "dagster/row_count": len(combined),
-            "analyzer": "import",
-            "source": dg.MetadataValue.path(imported.source),
-            "by_status": counts_table(status, "status"),
-            "duplicate_import_rows_ignored": imported.duplicates,
+            "analyzer": pipeline.analyzer,
+            "by_status": counts_table(combined["status"].value_counts().to_dict(), "status"),
             "preview": preview(combined),
-        },
+        }
     )
+    if pipeline.audio_retention == "purge_after_analysis":
+        metadata["clips_purged"] = _purge_finished(warehouse.store(), frames)
+    return dg.MaterializeResult(value=frames, metadata=metadata)
 
 
-def _read_import(url: str | None):
-    if not url:
-        raise dg.Failure(
-            description="ENGAGEMENT_ANALYZER=import needs ANALYSIS_IMPORT_URL (a CSV path or s3:// URL)"
-        )
+def _imported(learners, user_responses, pipeline: PipelineResource):
+    if not pipeline.analysis_import_url:
+        raise dg.Failure(description="ENGAGEMENT_ANALYZER=import needs ANALYSIS_IMPORT_URL (a CSV path or s3:// URL)")
     try:
-        return read_imported_analysis(read_url(url), url)
+        imported = read_imported_analysis(read_url(pipeline.analysis_import_url), pipeline.analysis_import_url)
     except (FileNotFoundError, AnalysisImportError) as err:
         raise dg.Failure(description=f"cannot import analysis: {err}") from None
+    frames = {learner: imported_analysis(user_responses[learner], imported) for learner in learners}
+    return frames, {"source": dg.MetadataValue.path(imported.source), "duplicate_import_rows_ignored": imported.duplicates}
+
+
+def _analysed(learners, user_responses, pipeline: PipelineResource, gemini: GeminiResource, store: Store):
+    setup = None
+    if pipeline.analyzer == "gemini":
+        analyzer = GeminiAnalyzer(
+            gemini.client(),
+            gemini.model,
+            rpm=gemini.rpm,
+            concurrency=gemini.concurrency,
+            window_seconds=gemini.rate_window_seconds,
+        )
+        setup = GeminiSetup(analyzer, ResultCache(store), gemini.max_usd_per_run)
+    responses = pd.concat([user_responses[learner] for learner in learners], ignore_index=True)
+    manifest = pd.concat([_manifest(store, learner) for learner in learners], ignore_index=True)
+    combined, report = analyze_responses(responses, manifest, read_url, setup)
+    frames, offset = {}, 0
+    for learner in learners:
+        count = len(user_responses[learner])
+        frames[learner] = combined.iloc[offset : offset + count].reset_index(drop=True)
+        offset += count
+    return frames, _report_metadata(report, gemini.model if setup else None)
+
+
+def _manifest(store: Store, learner: str) -> pd.DataFrame:
+    key = f"response_audio/{learner}.parquet"
+    if not store.exists(key):
+        raise dg.Failure(description=f"no recordings manifest for learner {learner}: materialize response_audio first")
+    return read_parquet(store, [key]).to_pandas()
+
+
+def _report_metadata(report: AnalysisReport, model: str | None) -> dict:
+    metadata = {"seconds": round(report.seconds, 2)}
+    if model:
+        metadata.update(
+            {
+                "model": model,
+                "model_calls": report.model_calls,
+                "cached_results_used": report.cached,
+                "rate_limited_429s": report.rate_limited,
+                "input_tokens": report.input_tokens,
+                "output_tokens": report.output_tokens,
+                "estimated_usd_before_sending": round(report.estimated_usd, 6),
+                "spent_usd": round(report.spent_usd, 6),
+                "checkpoints_written": report.checkpoints,
+            }
+        )
+    return metadata
+
+
+def _purge_finished(store: Store, frames: dict[str, pd.DataFrame]) -> int:
+    """Delete the stored clips of learners whose analysis is final; their manifests (hash, size) stay."""
+    purged = 0
+    for learner, frame in frames.items():
+        statuses = Counter(frame["status"])
+        if not any(statuses[status] for status in UNFINISHED) and statuses[ANALYSED] + sum(statuses.values()) > 0:
+            purged += store.delete_prefix(f"response_audio/{learner}/")
+    return purged

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import dagster as dg
+from google import genai
+from google.genai import types
+from pydantic import Field
 
 from engagement_assets.platform.io_manager import ParquetIOManager
 from engagement_assets.settings import Settings
@@ -19,14 +22,33 @@ class StoreResource(dg.ConfigurableResource):
 
 
 class PipelineResource(dg.ConfigurableResource):
-    """How the stages behave: the matching rule and the audio analyzer."""
+    """How the stages behave: the matching rule, the audio analyzer and what happens to clips afterwards."""
 
     match_strategy: str = "nearest"
-    analyzer: str = "auto"
+    analyzer: str = "local"
     analysis_import_url: str | None = None
+    audio_retention: str = "keep"
 
-    def setup_for_execution(self, context) -> None:
-        Settings(match_strategy=self.match_strategy, analyzer=self.analyzer)  # validates the choices
+
+class GeminiResource(dg.ConfigurableResource):
+    """The Gemini Developer API: model, endpoint and request budget. The key comes from GEMINI_API_KEY."""
+
+    api_key: str | None = Field(default=None, description="Set from the GEMINI_API_KEY environment variable.")
+    model: str = "gemini-2.5-flash-lite"
+    base_url: str | None = None
+    rpm: int = 60
+    concurrency: int = 8
+    timeout_seconds: float = 60.0
+    max_usd_per_run: float | None = None
+    rate_window_seconds: float = Field(default=60.0, description="The window `rpm` is counted over (tests shorten it).")
+
+    def client(self) -> genai.Client:
+        if not self.api_key:
+            raise dg.Failure(description="the Gemini analyzer needs GEMINI_API_KEY (or use ENGAGEMENT_ANALYZER=local)")
+        options = types.HttpOptions(base_url=self.base_url, timeout=int(self.timeout_seconds * 1000))
+        if self.base_url:
+            options.api_version = "v1beta"
+        return genai.Client(api_key=self.api_key, http_options=options)
 
 
 def build_resources(settings: Settings) -> dict:
@@ -37,7 +59,16 @@ def build_resources(settings: Settings) -> dict:
         "audio_source": StoreResource(url=settings.audio_source_url),
         "pipeline": PipelineResource(
             match_strategy=settings.match_strategy,
-            analyzer=settings.analyzer,
+            analyzer=settings.resolved_analyzer,
             analysis_import_url=settings.analysis_import_url,
+            audio_retention=settings.audio_retention,
+        ),
+        "gemini": GeminiResource(
+            api_key=dg.EnvVar("GEMINI_API_KEY") if settings.gemini_api_key_set else None,
+            model=settings.gemini_model,
+            base_url=settings.gemini_base_url,
+            rpm=settings.gemini_rpm,
+            concurrency=settings.gemini_concurrency,
+            max_usd_per_run=settings.gemini_max_usd_per_run,
         ),
     }

@@ -73,7 +73,7 @@ def test_a_sessions_file_missing_a_column_fails_naming_it(instance, tmp_path, la
 def test_audio_analysis_explains_what_to_configure(instance, tmp_path, landing):
     resources = resources_for(str(tmp_path / "w"), str(landing))
     materialize_drops(instance, resources, DROPS)
-    with pytest.raises(dg.Failure, match="ENGAGEMENT_ANALYZER=import and ANALYSIS_IMPORT_URL"):
+    with pytest.raises(dg.Failure, match="materialize response_audio first"):
         materialize_learner(instance, resources, LEARNER, (user_responses, audio_analysis))
     resources = resources_for(str(tmp_path / "w"), str(landing), analyzer="import")
     with pytest.raises(dg.Failure, match="needs ANALYSIS_IMPORT_URL"):

@@ -1,0 +1,80 @@
+"""Model results kept in platform storage, so a clip is never paid for twice.
+
+A result is keyed by (clip sha256, expected sentence, model, prompt version). Results are appended as small
+Parquet segments under `<storage>/analysis_cache/` every few results (a checkpoint), so a run that is killed
+keeps everything it paid for and the next run resumes where it stopped. Only valid analyses are cached:
+failures are retried by the next run.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import tempfile
+import uuid
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from engagement_assets.analysis.schema import METRICS
+from engagement_assets.storage.parquet import read_parquet, write_parquet
+from engagement_assets.storage.store import Store
+
+CACHE_PREFIX = "analysis_cache/"
+CACHE_SCHEMA = pa.schema(
+    [
+        ("key", pa.string()),
+        ("EQ_score", pa.float64()),
+        ("engagement_score", pa.float64()),
+        ("dominant_emotion", pa.string()),
+        ("engagement_state", pa.string()),
+        ("pronunciation_accuracy", pa.string()),
+        ("audio_quality", pa.string()),
+        ("model", pa.string()),
+        ("prompt_version", pa.string()),
+        ("input_tokens", pa.int64()),
+        ("output_tokens", pa.int64()),
+    ]
+)
+
+
+def cache_key(sha256: str, expected_text: str | None, model: str, prompt_version: str) -> str:
+    return hashlib.sha256(json.dumps([sha256, expected_text or "", model, prompt_version]).encode()).hexdigest()
+
+
+class ResultCache:
+    def __init__(self, store: Store, checkpoint_every: int = 25):
+        self.store = store
+        self.checkpoint_every = checkpoint_every
+        self._pending: list[dict] = []
+        self._run = uuid.uuid4().hex[:12]
+        self._segments = 0
+        self.checkpoints = 0
+
+    def lookup(self, keys: set[str]) -> dict[str, dict]:
+        """Cached results for `keys` (the latest copy of each)."""
+        segments = [f.key for f in self.store.list_files(CACHE_PREFIX) if f.key.endswith(".parquet")]
+        if not keys or not segments:
+            return {}
+        table = read_parquet(self.store, segments, schema=CACHE_SCHEMA, filter=pc.field("key").isin(list(keys)))
+        return {row["key"]: row for row in table.to_pylist()}
+
+    def add(self, key: str, metrics: dict, model: str, prompt_version: str, input_tokens: int, output_tokens: int) -> None:
+        record = {"key": key, **{name: metrics[name] for name in METRICS}}
+        record.update(model=model, prompt_version=prompt_version, input_tokens=input_tokens, output_tokens=output_tokens)
+        self._pending.append(record)
+        if len(self._pending) >= self.checkpoint_every:
+            self.flush()
+
+    def flush(self) -> None:
+        """Write what is pending as one segment (a checkpoint)."""
+        if not self._pending:
+            return
+        table = pa.Table.from_pylist(self._pending, schema=CACHE_SCHEMA)
+        name = f"{CACHE_PREFIX}segment-{self._run}-{self._segments:05d}.parquet"
+        with tempfile.TemporaryDirectory(prefix="analysis-cache-") as scratch:
+            self.store.put_file(write_parquet(table, Path(scratch) / "segment.parquet"), name)
+        self._segments += 1
+        self.checkpoints += 1
+        self._pending = []
