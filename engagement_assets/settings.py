@@ -64,8 +64,12 @@ class Settings:
             gemini_model=get("GEMINI_MODEL", DEFAULT_GEMINI_MODEL),
             gemini_base_url=get("GEMINI_BASE_URL", None),
             gemini_rpm=_number("GEMINI_RPM", get("GEMINI_RPM", None), int, DEFAULT_GEMINI_RPM),
-            gemini_concurrency=_number("GEMINI_CONCURRENCY", get("GEMINI_CONCURRENCY", None), int, DEFAULT_GEMINI_CONCURRENCY),
-            gemini_max_usd_per_run=_number("GEMINI_MAX_USD_PER_RUN", get("GEMINI_MAX_USD_PER_RUN", None), float, None),
+            gemini_concurrency=_number(
+                "GEMINI_CONCURRENCY", get("GEMINI_CONCURRENCY", None), int, DEFAULT_GEMINI_CONCURRENCY
+            ),
+            gemini_max_usd_per_run=_number(
+                "GEMINI_MAX_USD_PER_RUN", get("GEMINI_MAX_USD_PER_RUN", None), float, None
+            ),
         )
 
     @property

@@ -397,7 +397,7 @@ class RecordedRequest:
     expected_sentence: str | None
     mime_type: str | None
     api_key: str | None
-    status: int  # the HTTP status answered (200 for batch lines, whatever their outcome)
+    status: int  # the HTTP status decided on arrival (200 for hangs, drops and every batch line)
     fault: str | None  # the injected fault, "rate_limit" for a 429 from the window, else None
     body: dict = field(repr=False, compare=False)
     batch: str | None = None  # batches/<id> for a line of a batch job
@@ -434,10 +434,11 @@ def _iso_now() -> str:
 
 
 class FakeGemini:
-    """A fake Gemini Developer API. See the module docstring; every knob below may be changed mid-test.
+    """A fake Gemini Developer API. See the module docstring. Every knob below is an attribute a test may
+    change mid-run (the rate limit lives in `fake.window.limit` and `fake.window.window_seconds`).
 
-    rpm / limit / window_seconds: at most `limit` accepted generateContent requests in any sliding
-        `window_seconds` (default 60); `rpm` alone means limit=rpm over 60 s. None means unlimited.
+    rpm: at most `rpm` accepted generateContent requests in any sliding 60 s; None means unlimited.
+    limit / window_seconds: the same over a shorter window, to keep tests fast (use instead of rpm).
     latency_seconds: added to every accepted generateContent, so concurrent calls really overlap.
     hang_seconds: how long a "timeout" fault hangs (make it longer than the client's timeout).
     batch_pending_polls / batch_running_polls: how many `batches.get` calls see PENDING, then RUNNING,
@@ -464,7 +465,9 @@ class FakeGemini:
         models: Collection[str] | None = None,
         api_keys: Collection[str] | None = None,
     ):
-        self.window = SlidingWindow(limit if limit is not None else rpm, window_seconds)
+        if rpm is not None and (limit is not None or window_seconds != 60.0):
+            raise ValueError("give either rpm (per 60 s) or limit with window_seconds, not both")
+        self.window = SlidingWindow(rpm if rpm is not None else limit, window_seconds)
         self.latency_seconds = latency_seconds
         self.hang_seconds = hang_seconds
         self.batch_pending_polls = batch_pending_polls
@@ -490,7 +493,10 @@ class FakeGemini:
         self.status_counts: Counter[int] = Counter()
 
         self._server = _Server(("127.0.0.1", 0), _handler_for(self))
-        self._thread = threading.Thread(target=self._server.serve_forever, name="fake-gemini", daemon=True)
+        # A short poll interval: shutdown() waits up to one interval, and every test closes a fake.
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, args=(0.05,), name="fake-gemini", daemon=True
+        )
 
     # -- lifecycle ---------------------------------------------------------------------------------------
 

@@ -76,7 +76,11 @@ def analyze_responses(
     `read_clip(storage_path)` returns a stored clip's bytes; with `gemini` unset the local analyzer runs."""
     started = time.monotonic()
     report = AnalysisReport()
-    identity = (GEMINI, gemini.analyzer.model, PROMPT_VERSION) if gemini else (local.ANALYZER, local.MODEL, local.PROMPT_VERSION)
+    identity = (
+        (GEMINI, gemini.analyzer.model, PROMPT_VERSION)
+        if gemini
+        else (local.ANALYZER, local.MODEL, local.PROMPT_VERSION)
+    )
     rows, clips = _triage(responses, manifest, read_clip, identity)
     if gemini:
         _analyze_with_gemini(clips, gemini, report)
@@ -115,11 +119,20 @@ def _triage(responses, manifest, read_clip, identity) -> tuple[list[dict], list[
             row.update(status=MISSING_AUDIO, error="the stored clip is gone (purged?); re-run response_audio")
             continue
         if features.blank:
-            row.update(status=BLANK, audio_quality=BLANK, error="silent" if features.silent else "shorter than 0.2 s")
+            row.update(
+                status=BLANK, audio_quality=BLANK, error="silent" if features.silent else "shorter than 0.2 s"
+            )
             continue
         accuracy = response.get("accuracy_percentage")
         clips.append(
-            _Clip(row, lambda path=path: read_clip(path), features, response.get("original_text") or "", download["sha256"], accuracy)
+            _Clip(
+                row,
+                lambda path=path: read_clip(path),
+                features,
+                response.get("original_text") or "",
+                download["sha256"],
+                accuracy,
+            )
         )
     return rows, clips
 
@@ -139,7 +152,12 @@ def _analyze_with_gemini(clips: list[_Clip], gemini: GeminiSetup, report: Analys
     affordable = within_budget(costs, gemini.max_usd)
     report.estimated_usd = sum(costs)
     for key in pending[affordable:]:
-        _update(by_key[key], {}, status=BUDGET, error="not sent: the run's spending cap (GEMINI_MAX_USD_PER_RUN) was reached")
+        _update(
+            by_key[key],
+            {},
+            status=BUDGET,
+            error="not sent: the run's spending cap (GEMINI_MAX_USD_PER_RUN) was reached",
+        )
 
     def record(outcome) -> None:
         report.model_calls += outcome.attempts
@@ -147,10 +165,20 @@ def _analyze_with_gemini(clips: list[_Clip], gemini: GeminiSetup, report: Analys
         report.input_tokens += outcome.input_tokens
         report.output_tokens += outcome.output_tokens
         if outcome.metrics:
-            gemini.cache.add(outcome.key, outcome.metrics, model, PROMPT_VERSION, outcome.input_tokens, outcome.output_tokens)
+            gemini.cache.add(
+                outcome.key,
+                outcome.metrics,
+                model,
+                PROMPT_VERSION,
+                outcome.input_tokens,
+                outcome.output_tokens,
+            )
 
     gemini.analyzer.on_outcome = record
-    requests = [ClipRequest(key, by_key[key][0].load, "audio/wav", by_key[key][0].expected_text) for key in pending[:affordable]]
+    requests = [
+        ClipRequest(key, by_key[key][0].load, "audio/wav", by_key[key][0].expected_text)
+        for key in pending[:affordable]
+    ]
     try:
         outcomes = gemini.analyzer.analyze(requests)
     finally:

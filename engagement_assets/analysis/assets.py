@@ -61,13 +61,20 @@ def audio_analysis(
 
 def _imported(learners, user_responses, pipeline: PipelineResource):
     if not pipeline.analysis_import_url:
-        raise dg.Failure(description="ENGAGEMENT_ANALYZER=import needs ANALYSIS_IMPORT_URL (a CSV path or s3:// URL)")
+        raise dg.Failure(
+            description="ENGAGEMENT_ANALYZER=import needs ANALYSIS_IMPORT_URL (a CSV path or s3:// URL)"
+        )
     try:
-        imported = read_imported_analysis(read_url(pipeline.analysis_import_url), pipeline.analysis_import_url)
+        imported = read_imported_analysis(
+            read_url(pipeline.analysis_import_url), pipeline.analysis_import_url
+        )
     except (FileNotFoundError, AnalysisImportError) as err:
         raise dg.Failure(description=f"cannot import analysis: {err}") from None
     frames = {learner: imported_analysis(user_responses[learner], imported) for learner in learners}
-    return frames, {"source": dg.MetadataValue.path(imported.source), "duplicate_import_rows_ignored": imported.duplicates}
+    return frames, {
+        "source": dg.MetadataValue.path(imported.source),
+        "duplicate_import_rows_ignored": imported.duplicates,
+    }
 
 
 def _analysed(learners, user_responses, pipeline: PipelineResource, gemini: GeminiResource, store: Store):
@@ -95,7 +102,9 @@ def _analysed(learners, user_responses, pipeline: PipelineResource, gemini: Gemi
 def _manifest(store: Store, learner: str) -> pd.DataFrame:
     key = f"response_audio/{learner}.parquet"
     if not store.exists(key):
-        raise dg.Failure(description=f"no recordings manifest for learner {learner}: materialize response_audio first")
+        raise dg.Failure(
+            description=f"no recordings manifest for learner {learner}: materialize response_audio first"
+        )
     return read_parquet(store, [key]).to_pandas()
 
 
@@ -123,6 +132,9 @@ def _purge_finished(store: Store, frames: dict[str, pd.DataFrame]) -> int:
     purged = 0
     for learner, frame in frames.items():
         statuses = Counter(frame["status"])
-        if not any(statuses[status] for status in UNFINISHED) and statuses[ANALYSED] + sum(statuses.values()) > 0:
+        if (
+            not any(statuses[status] for status in UNFINISHED)
+            and statuses[ANALYSED] + sum(statuses.values()) > 0
+        ):
             purged += store.delete_prefix(f"response_audio/{learner}/")
     return purged

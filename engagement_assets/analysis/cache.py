@@ -40,7 +40,9 @@ CACHE_SCHEMA = pa.schema(
 
 
 def cache_key(sha256: str, expected_text: str | None, model: str, prompt_version: str) -> str:
-    return hashlib.sha256(json.dumps([sha256, expected_text or "", model, prompt_version]).encode()).hexdigest()
+    return hashlib.sha256(
+        json.dumps([sha256, expected_text or "", model, prompt_version]).encode()
+    ).hexdigest()
 
 
 class ResultCache:
@@ -57,12 +59,18 @@ class ResultCache:
         segments = [f.key for f in self.store.list_files(CACHE_PREFIX) if f.key.endswith(".parquet")]
         if not keys or not segments:
             return {}
-        table = read_parquet(self.store, segments, schema=CACHE_SCHEMA, filter=pc.field("key").isin(list(keys)))
+        table = read_parquet(
+            self.store, segments, schema=CACHE_SCHEMA, filter=pc.field("key").isin(list(keys))
+        )
         return {row["key"]: row for row in table.to_pylist()}
 
-    def add(self, key: str, metrics: dict, model: str, prompt_version: str, input_tokens: int, output_tokens: int) -> None:
+    def add(
+        self, key: str, metrics: dict, model: str, prompt_version: str, input_tokens: int, output_tokens: int
+    ) -> None:
         record = {"key": key, **{name: metrics[name] for name in METRICS}}
-        record.update(model=model, prompt_version=prompt_version, input_tokens=input_tokens, output_tokens=output_tokens)
+        record.update(
+            model=model, prompt_version=prompt_version, input_tokens=input_tokens, output_tokens=output_tokens
+        )
         self._pending.append(record)
         if len(self._pending) >= self.checkpoint_every:
             self.flush()

@@ -35,8 +35,10 @@ SYSTEM_PROMPT = (
     "expected sentence) and audio_quality (blank when nothing is audible)."
 )
 RETRYABLE_STATUS = {408, 500, 502, 503, 504}
-# Server-side arrival times jitter by a few milliseconds; this keeps the client safely under the limit.
+# Requests reach the server a few milliseconds earlier or later than they start here; this margin keeps
+# the client under the server's count in every window.
 WINDOW_MARGIN = 1.01
+WINDOW_SLACK_SECONDS = 0.05
 
 
 class ClipAnalysis(BaseModel):
@@ -73,7 +75,8 @@ class SlidingWindowLimiter:
     """At most `max_calls` starts in any `period` seconds, and nothing while paused after a 429."""
 
     def __init__(self, max_calls: int, period: float, clock: Callable[[], float] = time.monotonic):
-        self.max_calls, self.period, self._clock = max_calls, period * WINDOW_MARGIN, clock
+        self.max_calls, self._clock = max_calls, clock
+        self.period = period * WINDOW_MARGIN + WINDOW_SLACK_SECONDS
         self._starts: collections.deque[float] = collections.deque()
         self._paused_until = 0.0
         self._lock = asyncio.Lock()
@@ -123,7 +126,9 @@ class GeminiAnalyzer:
             response_schema=ClipAnalysis,
             temperature=0,
             max_output_tokens=256,
-            thinking_config=types.ThinkingConfig(thinking_budget=0) if model.startswith("gemini-2.5") else None,
+            thinking_config=types.ThinkingConfig(thinking_budget=0)
+            if model.startswith("gemini-2.5")
+            else None,
         )
 
     def analyze(self, requests: list[ClipRequest]) -> list[ClipOutcome]:
@@ -175,7 +180,9 @@ def _validated(key: str, response, attempts: int, rate_limited: int) -> ClipOutc
     usage = response.usage_metadata
     tokens = {
         "input_tokens": (usage.prompt_token_count or 0) if usage else 0,
-        "output_tokens": ((usage.candidates_token_count or 0) + (usage.thoughts_token_count or 0)) if usage else 0,
+        "output_tokens": ((usage.candidates_token_count or 0) + (usage.thoughts_token_count or 0))
+        if usage
+        else 0,
     }
     problem = _answer_problem(response)
     if problem:

@@ -25,13 +25,19 @@ PROMPT_VERSION = "local-v1"
 
 def local_metrics(features: SignalFeatures, accuracy: float | None) -> dict:
     """The six metrics for a non-blank clip."""
-    engagement = round(100 * (0.5 * _unit(features.active_share / 0.6) + 0.5 * _unit((features.rms_dbfs + 45) / 30)))
+    engagement = round(
+        100 * (0.5 * _unit(features.active_share / 0.6) + 0.5 * _unit((features.rms_dbfs + 45) / 30))
+    )
     liveliness = _unit(features.level_spread_db / 10)
     return {
         "EQ_score": float(round(100 * (0.6 * liveliness + 0.4 * engagement / 100))),
         "engagement_score": float(engagement),
         "dominant_emotion": _emotion(features, liveliness),
-        "engagement_state": "engaged" if engagement >= 60 else "neutral" if engagement >= 35 else "disengaged",
+        "engagement_state": "engaged"
+        if engagement >= 60
+        else "neutral"
+        if engagement >= 35
+        else "disengaged",
         "pronunciation_accuracy": _pronunciation(accuracy),
         "audio_quality": audio_quality(features),
     }

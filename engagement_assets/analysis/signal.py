@@ -60,7 +60,9 @@ def read_pcm(data: bytes) -> tuple[np.ndarray, int]:
     dtype = {1: np.uint8, 2: "<i2", 4: "<i4"}.get(width)
     if dtype is None:
         raise UnsupportedAudio(f"{8 * width}-bit WAV samples are not supported")
-    samples = np.frombuffer(frames[: len(frames) - len(frames) % (width * channels)], dtype=dtype).astype(np.float64)
+    samples = np.frombuffer(frames[: len(frames) - len(frames) % (width * channels)], dtype=dtype).astype(
+        np.float64
+    )
     if width == 1:
         samples -= 128
     samples /= float(2 ** (8 * width - 1))

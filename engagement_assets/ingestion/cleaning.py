@@ -31,6 +31,7 @@ from engagement_assets.ingestion.records import Malformed, iter_records
 from engagement_assets.storage.parquet import ParquetParts
 
 DEFAULT_CHUNK_SIZE = 200_000
+ARROW_BATCH_ROWS = 20_000
 # Small row groups let a one-learner read skip most of a part using the user_id min/max statistics.
 ROW_GROUP_SIZE = 8_192
 
@@ -91,7 +92,9 @@ def clean_drop(
             _collect(item, chunk.rows, report, name, quarantine)
             if report.records % chunk_size == 0:
                 chunk.flush()
-        if chunk.rows or not parts.files:
+            elif len(chunk.rows) >= ARROW_BATCH_ROWS:
+                chunk.compact()
+        if chunk.rows or chunk.pending or not parts.files:
             chunk.flush()
         _dedupe_across_parts(con, parts, report)
         report.kept, report.learners = con.execute(
@@ -114,10 +117,10 @@ def _collect(record: dict, rows: list, report: CleaningReport, name: str, quaran
     for event in events:
         report.events += 1
         outcome = classify(record, event)
-        if outcome.row is not None:
-            rows.append(outcome.row)
+        if type(outcome) is tuple:
+            rows.append(outcome)
         else:
-            report.dropped[outcome.reason] += 1
+            report.dropped[outcome] += 1
 
 
 class _ChunkWriter:
@@ -126,10 +129,21 @@ class _ChunkWriter:
     def __init__(self, con: duckdb.DuckDBPyConnection, parts: ParquetParts, report: CleaningReport):
         self.con, self.parts, self.report = con, parts, report
         self.rows: list[tuple] = []
+        self._batches: list[pa.Table] = []
+
+    @property
+    def pending(self) -> bool:
+        return bool(self._batches)
+
+    def compact(self) -> None:
+        """Python tuples take ~10x the memory of Arrow columns: convert as the chunk fills up."""
+        self._batches.append(_rows_to_table(self.rows))
+        self.rows = []
 
     def flush(self) -> None:
-        chunk = _rows_to_table(self.rows)
-        self.rows = []
+        self.compact()
+        chunk = pa.concat_tables(self._batches)
+        self._batches = []
         self.con.register("chunk", chunk)
         deduped = self.con.sql(
             f"""SELECT * FROM chunk

@@ -6,8 +6,6 @@ the order of `DROP_REASONS`, so every event is counted once, under the first rul
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import orjson
 
 from engagement_assets.ingestion.extended_json import epoch_ms, number, unwrap
@@ -43,14 +41,6 @@ class MalformedEvent(ValueError):
     """The row's `events` field is neither an event, a list of events, nor a JSON string of them."""
 
 
-@dataclass(frozen=True)
-class Outcome:
-    """What became of one event: a response row (a tuple in RESPONSE_COLUMNS order) or a drop reason."""
-
-    row: tuple | None = None
-    reason: str | None = None
-
-
 def events_of(record: dict) -> list:
     """The events a storage row carries: its `events` (object, list, or JSON string) or the row itself."""
     if "events" not in record:
@@ -68,31 +58,32 @@ def events_of(record: dict) -> list:
     raise MalformedEvent(f"events is a {type(events).__name__}, not an event object")
 
 
-def classify(record: dict, event: dict) -> Outcome:
-    """Keep `event` (carried by storage row `record`) as a response row, or say why it is dropped."""
+def classify(record: dict, event: dict) -> tuple | str:
+    """Keep `event` (carried by storage row `record`) as a response row (a tuple in RESPONSE_COLUMNS
+    order), or return the reason it is dropped. This runs once per event of every drop: keep it lean."""
     if event.get("eid") != "RESPONSE":
-        return Outcome(reason=NOT_RESPONSE)
+        return NOT_RESPONSE
     edata = _mapping(event.get("edata"))
     if edata.get("type") != "SPEAK":
-        return Outcome(reason=NOT_SPEAK)
+        return NOT_SPEAK
     context = _mapping(event.get("context"))
     cdata = _cdata_ids(context.get("cdata"))
     language = _identifier(cdata.get("language"))
     if not language:
-        return Outcome(reason=LANGUAGE_MISSING)
+        return LANGUAGE_MISSING
     language = language.lower()
     if language != KEPT_LANGUAGE:
-        return Outcome(reason=NOT_ENGLISH)
+        return NOT_ENGLISH
     values = first_values(edata.get("values"))
     original_text = _text(values.get("original_text"))
     accuracy = number(values.get("accuracy_percentage"))
     if original_text is None or accuracy is None:
-        return Outcome(reason=NOT_SCORABLE)
+        return NOT_SCORABLE
     user = resolve_user(cdata, context, event)
     if user is None:
-        return Outcome(reason=NO_USER_ID)
+        return NO_USER_ID
     target = edata.get("target")
-    row = (
+    return (
         _identifier(event.get("mid")),
         epoch_ms(event.get("ets")),
         user[0],
@@ -105,17 +96,17 @@ def classify(record: dict, event: dict) -> Outcome:
         target if isinstance(target, str) and target else None,
         created_at_ms(record, event),
     )
-    return Outcome(row=row)
 
 
 def first_values(values) -> dict:
     """`edata.values` is a list of one-key objects; the first occurrence of each key wins."""
     found: dict = {}
-    if isinstance(values, list):
+    if type(values) is list:
         for item in values:
-            if isinstance(item, dict):
+            if type(item) is dict:
                 for key, value in item.items():
-                    found.setdefault(key, value)
+                    if key not in found:
+                        found[key] = value
     return found
 
 
@@ -148,19 +139,26 @@ def created_at_ms(record: dict, event: dict) -> int | None:
 def _cdata_ids(cdata) -> dict:
     """cdata as {type: id}, the first entry of each type winning; entries without an id are skipped."""
     ids: dict = {}
-    if isinstance(cdata, list):
+    if type(cdata) is list:
         for entry in cdata:
-            if isinstance(entry, dict) and entry.get("id") is not None:
-                ids.setdefault(entry.get("type"), entry["id"])
+            if type(entry) is dict:
+                kind = entry.get("type")
+                if kind not in ids and entry.get("id") is not None:
+                    ids[kind] = entry["id"]
     return ids
 
 
+_EMPTY: dict = {}
+
+
 def _mapping(value) -> dict:
-    return value if isinstance(value, dict) else {}
+    return value if type(value) is dict else _EMPTY
 
 
 def _text(value) -> str | None:
     """A scalar as text, exactly as sent (expected sentences keep their NBSPs and punctuation)."""
+    if type(value) is str:
+        return value
     value = unwrap(value)
     if value is None or isinstance(value, (dict, list)):
         return None
@@ -169,5 +167,5 @@ def _text(value) -> str | None:
 
 def _identifier(value) -> str | None:
     """An id or code: surrounding whitespace is noise, and blank means absent."""
-    text = _text(value)
+    text = value if type(value) is str else _text(value)
     return text.strip() or None if text is not None else None

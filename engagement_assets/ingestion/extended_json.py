@@ -29,6 +29,8 @@ def unwrap(value):
 
 def epoch_ms(value) -> int | None:
     """Epoch milliseconds from a `$date` (any form), a number, a digit string or an ISO-8601 string."""
+    if type(value) is int:
+        return value
     value = unwrap(value)
     if isinstance(value, bool) or value is None:
         return None
@@ -43,6 +45,8 @@ def epoch_ms(value) -> int | None:
 
 def number(value) -> float | None:
     """A finite float from a number or numeric string (wrapped or not); None for anything else."""
+    if type(value) is float:
+        return value if math.isfinite(value) else None
     value = unwrap(value)
     if isinstance(value, bool) or value is None:
         return None

@@ -40,11 +40,15 @@ class GeminiResource(dg.ConfigurableResource):
     concurrency: int = 8
     timeout_seconds: float = 60.0
     max_usd_per_run: float | None = None
-    rate_window_seconds: float = Field(default=60.0, description="The window `rpm` is counted over (tests shorten it).")
+    rate_window_seconds: float = Field(
+        default=60.0, description="The window `rpm` is counted over (tests shorten it)."
+    )
 
     def client(self) -> genai.Client:
         if not self.api_key:
-            raise dg.Failure(description="the Gemini analyzer needs GEMINI_API_KEY (or use ENGAGEMENT_ANALYZER=local)")
+            raise dg.Failure(
+                description="the Gemini analyzer needs GEMINI_API_KEY (or use ENGAGEMENT_ANALYZER=local)"
+            )
         options = types.HttpOptions(base_url=self.base_url, timeout=int(self.timeout_seconds * 1000))
         if self.base_url:
             options.api_version = "v1beta"

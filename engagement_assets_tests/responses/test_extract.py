@@ -54,12 +54,14 @@ def test_no_cleaned_data_yet_gives_empty_frames(tmp_path):
 
 
 def test_deduplicate_keeps_the_earliest_and_puts_missing_times_last():
-    frame = pd.DataFrame(
+    table = pa.table(
         {
+            "user_id": ["u", "u", "u", "u"],
             "event_mid": ["a", "a", "b", "c"],
             "event_ets": [1, 1, 1, 1],
-            "created_at": pd.to_datetime([20, 10, None, 5], unit="ms"),
+            "created_at": pa.array([20, 10, None, 5], type=pa.timestamp("ms")),
         }
     )
-    assert deduplicate(frame)["event_mid"].tolist() == ["c", "a", "b"]
-    assert deduplicate(frame)["created_at"].iloc[1] == pd.Timestamp(10, unit="ms")
+    kept = deduplicate(table).to_pandas()
+    assert kept["event_mid"].tolist() == ["c", "a", "b"]
+    assert kept["created_at"].iloc[1] == pd.Timestamp(10, unit="ms")
