@@ -15,6 +15,7 @@ from pathlib import Path
 import dagster as dg
 
 from engagement_assets.analysis.assets import audio_analysis
+from engagement_assets.audio.assets import response_audio
 from engagement_assets.definitions import ASSETS
 from engagement_assets.features.assets import phase_features, phase_level_engagement
 from engagement_assets.ingestion.assets import cleaned_telemetry, landed_drops
@@ -35,6 +36,7 @@ OUTPUTS = (
     ("cleaned telemetry", "cleaned_telemetry/"),
     ("learner responses", "user_responses/"),
     ("matched to lessons", "merged_responses/"),
+    ("recordings (manifest)", "response_audio/"),
     ("audio analysis", "audio_analysis/"),
     ("phase features", "phase_features/"),
     ("all-learner export", "exports/phase_level_engagement_full.csv"),
@@ -72,7 +74,7 @@ def main(argv: list[str] | None = None) -> int:
                 result,
                 f"{', '.join(stage.key.to_user_string() for stage in stages)} [{len(learners)} learners]",
             )
-        if phase_features in stages:
+        if learners:
             result = materialize_partition(ASSETS, phase_level_engagement, None, instance, resources)
             _check(result, "phase_level_engagement")
 
@@ -81,13 +83,10 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _per_learner_stages(settings: Settings) -> list:
-    """Every per-learner stage that can run: analysis needs an analyzer (for now, imported results)."""
-    if settings.analyzer == "import":
+    """Every per-learner stage; with imported analysis the audio download is not needed."""
+    if settings.resolved_analyzer == "import":
         return [user_responses, merged_responses, audio_analysis, phase_features]
-    print(
-        "Audio analysis and phase features need ENGAGEMENT_ANALYZER=import with ANALYSIS_IMPORT_URL; skipping them."
-    )
-    return [user_responses, merged_responses]
+    return [user_responses, merged_responses, response_audio, audio_analysis, phase_features]
 
 
 def _dagster_home() -> Path:
