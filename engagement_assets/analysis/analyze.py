@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 import pandas as pd
 
 from engagement_assets.analysis import local
+from engagement_assets.analysis.batch import GeminiBatchAnalyzer
 from engagement_assets.analysis.cache import ResultCache, cache_key
 from engagement_assets.analysis.gemini import ANALYZER as GEMINI
 from engagement_assets.analysis.gemini import PROMPT_VERSION, SYSTEM_PROMPT, ClipRequest, GeminiAnalyzer
@@ -51,7 +52,7 @@ class AnalysisReport:
 
 @dataclass(frozen=True)
 class GeminiSetup:
-    analyzer: GeminiAnalyzer
+    analyzer: GeminiAnalyzer | GeminiBatchAnalyzer
     cache: ResultCache
     max_usd: float | None = None
 
@@ -148,7 +149,7 @@ def _analyze_with_gemini(clips: list[_Clip], gemini: GeminiSetup, report: Analys
         report.cached += 1
     # Identical clips with the same sentence share one call; the cap is checked before anything is sent.
     pending = list(by_key)
-    costs = [_estimate(model, by_key[key][0]) for key in pending]
+    costs = [_estimate(model, by_key[key][0], gemini.analyzer.price_factor) for key in pending]
     affordable = within_budget(costs, gemini.max_usd)
     report.estimated_usd = sum(costs)
     for key in pending[affordable:]:
@@ -189,11 +190,16 @@ def _analyze_with_gemini(clips: list[_Clip], gemini: GeminiSetup, report: Analys
             _update(by_key[outcome.key], outcome.metrics, status=ANALYSED)
         else:
             _update(by_key[outcome.key], {}, status=FAILED, error=outcome.error)
-    report.spent_usd = actual_cost(model, report.input_tokens, report.output_tokens)
+    report.spent_usd = (
+        actual_cost(model, report.input_tokens, report.output_tokens) * gemini.analyzer.price_factor
+    )
 
 
-def _estimate(model: str, clip: _Clip) -> float:
-    return estimated_cost(model, clip.features.seconds, len(SYSTEM_PROMPT) + len(clip.expected_text))
+def _estimate(model: str, clip: _Clip, price_factor: float) -> float:
+    return (
+        estimated_cost(model, clip.features.seconds, len(SYSTEM_PROMPT) + len(clip.expected_text))
+        * price_factor
+    )
 
 
 def _update(clips: list[_Clip], values: dict, **fields) -> None:

@@ -1,11 +1,14 @@
 """Stage 5 wiring: per-response audio analysis, by the configured analyzer."""
 
 from collections import Counter
+from typing import Literal
 
 import dagster as dg
 import pandas as pd
+from pydantic import Field
 
 from engagement_assets.analysis.analyze import AnalysisReport, GeminiSetup, analyze_responses
+from engagement_assets.analysis.batch import BatchStillRunning, GeminiBatchAnalyzer
 from engagement_assets.analysis.cache import ResultCache
 from engagement_assets.analysis.gemini import GeminiAnalyzer
 from engagement_assets.analysis.importer import AnalysisImportError, imported_analysis, read_imported_analysis
@@ -21,6 +24,22 @@ from engagement_assets.storage.store import Store, read_url
 UNFINISHED = (FAILED, "budget")
 
 
+class AnalysisConfig(dg.Config):
+    mode: Literal["online", "batch"] = Field(
+        default="online",
+        description=(
+            "online: requests paced by GEMINI_RPM/GEMINI_CONCURRENCY, results in minutes. batch: the Gemini "
+            "Batch API at half the price, results within 24 h (usually far sooner); for large backfills."
+        ),
+    )
+    batch_poll_seconds: float = Field(default=30.0, gt=0, description="How often batch jobs are polled.")
+    batch_max_wait_minutes: float = Field(
+        default=60.0,
+        gt=0,
+        description="How long a run waits for batch jobs; unfinished jobs are collected by the next run.",
+    )
+
+
 @dg.asset(
     partitions_def=users,
     deps=[response_audio],
@@ -31,6 +50,7 @@ UNFINISHED = (FAILED, "budget")
 )
 def audio_analysis(
     context: dg.AssetExecutionContext,
+    config: AnalysisConfig,
     user_responses: dict[str, pd.DataFrame],
     pipeline: PipelineResource,
     gemini: GeminiResource,
@@ -44,7 +64,12 @@ def audio_analysis(
     if pipeline.analyzer == "import":
         frames, metadata = _imported(learners, user_responses, pipeline)
     else:
-        frames, metadata = _analysed(learners, user_responses, pipeline, gemini, warehouse.store())
+        frames, metadata = _analysed(
+            learners,
+            user_responses,
+            _gemini_setup(config, pipeline, gemini, warehouse.store()),
+            warehouse.store(),
+        )
     combined = pd.concat(frames.values(), ignore_index=True)
     metadata.update(
         {
@@ -77,9 +102,18 @@ def _imported(learners, user_responses, pipeline: PipelineResource):
     }
 
 
-def _analysed(learners, user_responses, pipeline: PipelineResource, gemini: GeminiResource, store: Store):
-    setup = None
-    if pipeline.analyzer == "gemini":
+def _gemini_setup(config: AnalysisConfig, pipeline: PipelineResource, gemini: GeminiResource, store: Store):
+    if pipeline.analyzer != "gemini":
+        return None
+    if config.mode == "batch":
+        analyzer = GeminiBatchAnalyzer(
+            gemini.client(),
+            gemini.model,
+            store,
+            config.batch_poll_seconds,
+            config.batch_max_wait_minutes * 60,
+        )
+    else:
         analyzer = GeminiAnalyzer(
             gemini.client(),
             gemini.model,
@@ -87,16 +121,27 @@ def _analysed(learners, user_responses, pipeline: PipelineResource, gemini: Gemi
             concurrency=gemini.concurrency,
             window_seconds=gemini.rate_window_seconds,
         )
-        setup = GeminiSetup(analyzer, ResultCache(store), gemini.max_usd_per_run)
+    return GeminiSetup(analyzer, ResultCache(store), gemini.max_usd_per_run)
+
+
+def _analysed(learners, user_responses, setup: GeminiSetup | None, store: Store):
     responses = pd.concat([user_responses[learner] for learner in learners], ignore_index=True)
     manifest = pd.concat([_manifest(store, learner) for learner in learners], ignore_index=True)
-    combined, report = analyze_responses(responses, manifest, read_url, setup)
+    try:
+        combined, report = analyze_responses(responses, manifest, read_url, setup)
+    except BatchStillRunning as err:
+        raise dg.Failure(description=str(err)) from None
     frames, offset = {}, 0
     for learner in learners:
         count = len(user_responses[learner])
         frames[learner] = combined.iloc[offset : offset + count].reset_index(drop=True)
         offset += count
-    return frames, _report_metadata(report, gemini.model if setup else None)
+    metadata = _report_metadata(report, setup.analyzer.model if setup else None)
+    if setup and isinstance(setup.analyzer, GeminiBatchAnalyzer):
+        metadata.update(
+            batch_jobs_submitted=setup.analyzer.submitted, batch_jobs_resumed=setup.analyzer.resumed
+        )
+    return frames, metadata
 
 
 def _manifest(store: Store, learner: str) -> pd.DataFrame:

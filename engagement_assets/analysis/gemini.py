@@ -100,7 +100,22 @@ class SlidingWindowLimiter:
         return wait
 
 
+def generation_config(model: str) -> types.GenerateContentConfig:
+    """The prompt and structured-output schema every request carries (online and batch)."""
+    return types.GenerateContentConfig(
+        system_instruction=SYSTEM_PROMPT,
+        response_mime_type="application/json",
+        response_schema=ClipAnalysis,
+        temperature=0,
+        max_output_tokens=256,
+        # 2.5 models think unless told not to, and thinking tokens are billed as output.
+        thinking_config=types.ThinkingConfig(thinking_budget=0) if model.startswith("gemini-2.5") else None,
+    )
+
+
 class GeminiAnalyzer:
+    price_factor = 1.0
+
     def __init__(
         self,
         client: genai.Client,
@@ -170,13 +185,14 @@ class GeminiAnalyzer:
                     await asyncio.sleep(self._backoff(attempts))
                     continue
                 return ClipOutcome(request.key, None, _describe(err), attempts, rate_limited=rate_limited)
-            return _validated(request.key, response, attempts, rate_limited)
+            return validated_outcome(request.key, response, attempts, rate_limited)
 
     def _backoff(self, attempt: int) -> float:
         return random.uniform(0, min(self.backoff_cap, self.backoff_base * 2 ** (attempt - 1)))
 
 
-def _validated(key: str, response, attempts: int, rate_limited: int) -> ClipOutcome:
+def validated_outcome(key: str, response, attempts: int, rate_limited: int) -> ClipOutcome:
+    """The outcome of one answer: its metrics if it is complete, valid JSON within the schema."""
     usage = response.usage_metadata
     tokens = {
         "input_tokens": (usage.prompt_token_count or 0) if usage else 0,
