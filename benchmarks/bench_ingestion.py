@@ -193,6 +193,14 @@ def profile_ours(sizes: Sizes, results_dir: Path, top: int = 25) -> list[str]:
 # --------------------------------------------------------------------------------------------- report
 
 
+def _tree(run: dict) -> str:
+    """Parser workers and the whole process tree's peak PSS, for our runs (blank for the baseline)."""
+    details = run["details"]
+    if "peak_tree_pss_mb" not in details:
+        return "–"
+    return f"{details['workers']}, {details['peak_tree_pss_mb']:.0f}"
+
+
 def markdown(results: dict) -> str:
     machine = results["machine"]
     lines = [
@@ -205,8 +213,8 @@ def markdown(results: dict) -> str:
         "fresh process, process = including interpreter start-up and imports; "
         f"fastest of {results['stage1_repeat']} run(s) per contender, peak RSS the highest)",
         "",
-        "| format | input MB | contender | time s | MB/s | process s | peak RSS MB | kept rows |",
-        "|---|---:|---|---:|---:|---:|---:|---:|",
+        "| format | input MB | contender | time s | MB/s | process s | peak RSS MB | workers, all-process PSS MB | kept rows |",
+        "|---|---:|---|---:|---:|---:|---:|---:|---:|",
     ]
     for file_format in FORMATS:
         stage = results["stage1"].get(file_format)
@@ -218,7 +226,8 @@ def markdown(results: dict) -> str:
                 kept = run["details"].get("kept", run["details"].get("rows_written"))
                 lines.append(
                     f"| {file_format} | {stage['input_mb']:.0f} | {name} | {run['seconds']:.1f} | "
-                    f"{run['mb_per_s']:.1f} | {run['process_seconds']:.1f} | {run['peak_rss_mb']:.0f} | {kept:,} |"
+                    f"{run['mb_per_s']:.1f} | {run['process_seconds']:.1f} | {run['peak_rss_mb']:.0f} | "
+                    f"{_tree(run)} | {kept:,} |"
                 )
     lines.append("")
     for file_format in FORMATS:
@@ -240,7 +249,8 @@ def markdown(results: dict) -> str:
         run = big["ours"]
         lines.append(
             f"- {big['input_mb']:.0f} MB JSONL drop, ours: peak RSS **{run['peak_rss_mb']:.0f} MB** "
-            f"(target < {TARGET_BIG_RSS_MB} MB; highest sample at {run['peak_rss_at_seconds']} s of "
+            f"(target < {TARGET_BIG_RSS_MB} MB), with {_tree(run)} MB PSS for the cleaning process and its "
+            f"parser workers together; highest RSS sample at {run['peak_rss_at_seconds']} s of "
             f"{run['process_seconds']:.0f} s), {run['seconds']:.0f} s, {run['mb_per_s']:.1f} MB/s, "
             f"{run['details']['kept']:,} rows kept"
         )

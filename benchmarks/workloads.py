@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import random
 import statistics
 import sys
@@ -56,24 +57,30 @@ def stage1_baseline(args: argparse.Namespace) -> dict:
 
 
 def stage1_ours(args: argparse.Namespace) -> dict:
-    from engagement_assets.ingestion.cleaning import clean_drop
+    from engagement_assets.ingestion.cleaning import clean_drop, default_workers
+
+    # The asset's default: parser processes for big drops (cleaned_telemetry's `workers: 0`).
+    workers = default_workers(args.input.stat().st_size)
 
     def clean() -> tuple:
         with open(args.input, "rb") as stream:
-            return clean_drop(stream, args.input.name, args.out_dir, chunk_size=CHUNK_SIZE)
+            return clean_drop(stream, args.input.name, args.out_dir, chunk_size=CHUNK_SIZE, workers=workers)
 
     started = time.perf_counter()
-    if args.profile:
-        import cProfile
+    with TreeMemory() as tree:
+        if args.profile:
+            import cProfile
 
-        profiler = cProfile.Profile()
-        parts, report, _ = profiler.runcall(clean)
-        profiler.dump_stats(args.profile)
-    else:
-        parts, report, _ = clean()
+            profiler = cProfile.Profile()
+            parts, report, _ = profiler.runcall(clean)
+            profiler.dump_stats(args.profile)
+        else:
+            parts, report, _ = clean()
     seconds = time.perf_counter() - started
     return {
         "seconds": seconds,
+        "workers": workers,
+        "peak_tree_pss_mb": tree.peak_mb,
         "records": report.records,
         "events": report.events,
         "kept": report.kept,
@@ -83,6 +90,57 @@ def stage1_ours(args: argparse.Namespace) -> dict:
         "quarantined": dict(report.quarantined),
         "parts": [str(path) for path in parts.files],
     }
+
+
+class TreeMemory:
+    """Peak proportional set size (PSS) of this process and all its descendants (the parser workers live
+    under a forkserver), sampled from /proc. PSS shares pages between the processes that map them, so
+    the sum is the memory the whole tree really uses; summing RSS would count shared pages twice."""
+
+    def __init__(self, every: float = 0.2):
+        import threading
+
+        self.every, self.peak_mb = every, 0.0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def __enter__(self) -> TreeMemory:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.every):
+            self.peak_mb = max(self.peak_mb, sum(_pss_kb(pid) for pid in _tree(os.getpid())) / 1024)
+
+
+def _tree(root: int) -> list[int]:
+    children: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as stat:
+                    parent = int(stat.read().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+            children.setdefault(parent, []).append(int(entry))
+    found, queue = [], [root]
+    while queue:
+        pid = queue.pop()
+        found.append(pid)
+        queue.extend(children.get(pid, []))
+    return found
+
+
+def _pss_kb(pid: int) -> int:
+    try:
+        with open(f"/proc/{pid}/smaps_rollup") as rollup:
+            return next(int(line.split()[1]) for line in rollup if line.startswith("Pss:"))
+    except (OSError, StopIteration):
+        return 0
 
 
 def compare(args: argparse.Namespace) -> dict:

@@ -28,7 +28,7 @@ class FaultProxy:
         parsed = urlparse(upstream)
         self.upstream = (parsed.hostname, parsed.port)
         self.hang_seconds = hang_seconds
-        self.latency_seconds = 0.0  # added to every GET, as a far-away bucket would
+        self.latency_seconds = 0.0  # added to every GET and HEAD, as a far-away bucket would
         self.requests: list[tuple[str, str]] = []
         self._plans: dict[str, list[str]] = defaultdict(list)
         self._lock = threading.Lock()
@@ -69,6 +69,9 @@ class FaultProxy:
 def _handler_for(proxy: FaultProxy):
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
+        # Headers and body go out as separate writes: with Nagle on, small bodies wait ~40 ms for the
+        # client's delayed ACK, which would swamp the latency a test asks for.
+        disable_nagle_algorithm = True
 
         def log_message(self, *args) -> None:
             return
@@ -76,7 +79,7 @@ def _handler_for(proxy: FaultProxy):
         def _handle(self) -> None:
             body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
             fault = proxy.next_fault(self.command, self.path)
-            if self.command == "GET" and proxy.latency_seconds:
+            if self.command in ("GET", "HEAD") and proxy.latency_seconds:
                 time.sleep(proxy.latency_seconds)
             if fault in ERROR_CODES:
                 return self._error(int(fault), ERROR_CODES[fault])

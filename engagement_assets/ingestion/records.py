@@ -19,6 +19,9 @@ from typing import BinaryIO
 import orjson
 
 BLOCK_SIZE = 8 << 20
+# Segments are what one worker parses at a time: big enough to amortise shipping, small enough to keep
+# every worker busy and memory low.
+SEGMENT_BYTES = 4 << 20
 # A fast framing guess longer than this is not tried: in a single-line array the "line" is the whole file.
 MAX_FAST_RECORD = 1 << 20
 GZIP_MAGIC = b"\x1f\x8b"
@@ -53,8 +56,35 @@ class Malformed:
     raw: bytes
 
 
+@dataclass(frozen=True)
+class Segment:
+    """Whole records cut from an export at record boundaries, parseable on their own (in another process
+    too): `segment_records` turns it back into records."""
+
+    layout: str  # "jsonl" or "array"
+    data: bytes
+    base: int  # stream offset of data[0]
+    first_line: int  # lines of the stream before data[0]
+    final: bool
+    error: str | None = None  # the gzip stream broke right after this segment
+
+
 def iter_records(stream: BinaryIO, name: str) -> Iterator[dict | Malformed]:
     """Yield every top-level record of an export as a dict, or a `Malformed` item in its place."""
+    for item in iter_segments(stream, name):
+        if isinstance(item, Segment):
+            yield from segment_records(item)
+        else:
+            yield item
+
+
+def iter_segments(
+    stream: BinaryIO, name: str, size: int = SEGMENT_BYTES
+) -> Iterator[Segment | dict | Malformed]:
+    """Cut an export into Segments of about `size` bytes. JSONL is cut at line ends and pretty-printed
+    arrays where a top-level element closes (the indentation of the first element says where). Layouts
+    with no safe cut point (a compact single-line array, concatenated pretty objects) are streamed record
+    by record instead: then the items are the records themselves."""
     buffer = _Buffer(_decoded_blocks(stream))
     buffer.fill()
     if buffer.data.startswith(UTF8_BOM):
@@ -67,15 +97,77 @@ def iter_records(stream: BinaryIO, name: str) -> Iterator[dict | Malformed]:
     first = buffer.data[buffer.pos]
     if first == ord("["):
         buffer.pos += 1
-        yield from _array_records(buffer)
+        marker = _element_end_marker(buffer)
+        if marker:
+            yield from _cut(buffer, "array", marker, size)
+        else:
+            yield from _array_records(buffer)
     elif first == ord("{"):
-        yield from _sequence_records(buffer)
+        if _looks_like_jsonl(buffer):
+            yield from _cut(buffer, "jsonl", b"\n", size)
+        else:
+            yield from _framed_values(buffer, _WHITESPACE, closing=None)
     else:
         preview = bytes(buffer.data[buffer.pos : buffer.pos + 40])
         raise NotJsonError(
             f"{name}: not a JSON array or JSONL export (starts with {preview!r}); "
             "expected '[' or '{' after optional whitespace, optionally gzip-compressed"
         )
+
+
+def segment_records(segment: Segment) -> Iterator[dict | Malformed]:
+    buffer = _Buffer(_segment_blocks(segment))
+    buffer.base = segment.base
+    if segment.layout == "jsonl":
+        yield from _jsonl_records(buffer, segment.first_line)
+    else:
+        yield from _framed_values(buffer, _SEPARATORS, closing=ord("]") if segment.final else None)
+
+
+def _segment_blocks(segment: Segment) -> Iterator[bytes]:
+    yield segment.data
+    if segment.error:
+        raise _CorruptGzip(segment.error)
+
+
+def _element_end_marker(buffer: _Buffer) -> bytes | None:
+    """Where top-level elements end, if the array's layout says so: at each newline when the first
+    element sits on one line, or at a line holding only `}` at the first element's indentation."""
+    buffer.skip(_SEPARATORS)
+    buffer.ensure(MAX_FAST_RECORD)
+    start = buffer.pos
+    if start >= len(buffer.data) or buffer.data[start] != ord("{"):
+        return None
+    indent = _indent_before(buffer.data, start)
+    for marker, end in ((b"\n", _same_line_end(buffer.data, start)), (b"\n" + indent + b"}", None)):
+        if end is None:
+            found = buffer.data.find(marker, start, start + MAX_FAST_RECORD)
+            end = found + len(marker) if found >= 0 else None
+        if end is not None and _parse_clean(buffer.data[start:end]) is not None:
+            return marker
+    return None
+
+
+def _cut(buffer: _Buffer, layout: str, marker: bytes, size: int) -> Iterator[Segment]:
+    line = 0
+    while True:
+        buffer.ensure(size + 1)
+        cut = -1
+        if not buffer.eof or len(buffer.data) - buffer.pos > size:
+            cut = buffer.data.rfind(marker, buffer.pos, buffer.pos + size)
+            # A record longer than a segment: cut after it, however far that is.
+            while cut < 0 and (cut := buffer.data.find(marker, buffer.pos + size)) < 0 and buffer.fill():
+                pass
+        if cut < 0:
+            rest = bytes(buffer.data[buffer.pos :])
+            yield Segment(layout, rest, buffer.base + buffer.pos, line, True, buffer.error)
+            return
+        end = cut + len(marker)
+        data = bytes(buffer.data[buffer.pos : end])
+        yield Segment(layout, data, buffer.base + buffer.pos, line, False)
+        if layout == "jsonl":  # only JSONL reports locations as line numbers
+            line += data.count(b"\n")
+        buffer.pos = end
 
 
 def _decoded_blocks(stream: BinaryIO) -> Iterator[bytes]:
@@ -193,14 +285,6 @@ def _failure_reason(raw: bytes) -> str:
     return "malformed_json"
 
 
-def _sequence_records(buffer: _Buffer) -> Iterator[dict | Malformed]:
-    """JSONL, or concatenated pretty-printed objects (mongoexport --pretty)."""
-    if _looks_like_jsonl(buffer):
-        yield from _jsonl_records(buffer)
-    else:
-        yield from _framed_values(buffer, _WHITESPACE, closing=None)
-
-
 def _looks_like_jsonl(buffer: _Buffer, sample_lines: int = 8) -> bool:
     buffer.ensure(MAX_FAST_RECORD)
     lines = [line.strip() for line in buffer.data[buffer.pos :].split(b"\n", sample_lines)[:sample_lines]]
@@ -209,8 +293,7 @@ def _looks_like_jsonl(buffer: _Buffer, sample_lines: int = 8) -> bool:
     return complete * 2 >= len(lines)
 
 
-def _jsonl_records(buffer: _Buffer) -> Iterator[dict | Malformed]:
-    line_number = 0
+def _jsonl_records(buffer: _Buffer, line_number: int = 0) -> Iterator[dict | Malformed]:
     while True:
         buffer.ensure()
         end = buffer.data.rfind(b"\n", buffer.pos)
@@ -293,11 +376,7 @@ class _Framer:
         return self._exact(buffer)
 
     def _same_line(self, data: bytes, start: int) -> int | None:
-        newline = data.find(b"\n", start, start + MAX_FAST_RECORD)
-        if newline < 0:
-            return None
-        close = data.rfind(b"}", start, newline)
-        return close + 1 if close > start else None
+        return _same_line_end(data, start)
 
     def _indented(self, data: bytes, start: int) -> int | None:
         marker = b"\n" + (self.indent or b"") + b"}"
@@ -315,6 +394,15 @@ class _Framer:
                 return _parse(buffer.data[start:end], buffer.location(start))
             if not buffer.fill():
                 return None
+
+
+def _same_line_end(data: bytes, start: int) -> int | None:
+    """End of a value that starts at `start` if it closes on the same line."""
+    newline = data.find(b"\n", start, start + MAX_FAST_RECORD)
+    if newline < 0:
+        return None
+    close = data.rfind(b"}", start, newline)
+    return close + 1 if close > start else None
 
 
 def _parse_clean(raw: bytes) -> dict | None:

@@ -13,7 +13,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from engagement_assets.ingestion.cleaning import RESPONSE_SCHEMA
+from engagement_assets.ingestion.parsing import RESPONSE_SCHEMA
 from engagement_assets.storage.parquet import read_parquet
 from engagement_assets.storage.store import Store
 

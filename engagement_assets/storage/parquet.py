@@ -26,10 +26,17 @@ class ParquetParts:
     rows: int = 0
 
     def add(self, table: pa.Table, row_group_size: int | None = None) -> Path:
-        path = self.folder / PART_NAME.format(index=len(self.files))
+        path = self.next_path()
         pq.write_table(table, path, row_group_size=row_group_size, compression="zstd")
+        return self.added(path, table.num_rows)
+
+    def next_path(self) -> Path:
+        """Where the next part goes, for writers that write the file themselves (then call `added`)."""
+        return self.folder / PART_NAME.format(index=len(self.files))
+
+    def added(self, path: Path, rows: int) -> Path:
         self.files.append(path)
-        self.rows += table.num_rows
+        self.rows += rows
         return path
 
     def named(self) -> dict[str, Path]:

@@ -9,7 +9,8 @@ import json
 import pyarrow.parquet as pq
 import pytest
 
-from engagement_assets.ingestion.cleaning import RESPONSE_SCHEMA, clean_drop
+from engagement_assets.ingestion.cleaning import clean_drop
+from engagement_assets.ingestion.parsing import RESPONSE_SCHEMA
 
 
 def response(mid: str, user: str, created_ms: int, ets: int = 1_000, accuracy=90.0) -> dict:
@@ -109,3 +110,26 @@ def test_a_drop_without_responses_still_has_one_typed_part(tmp_path):
 def test_chunk_size_must_be_positive(tmp_path):
     with pytest.raises(ValueError, match="chunk_size"):
         run(tmp_path, jsonl([]), chunk_size=0)
+
+
+@pytest.mark.parametrize("layout", ["jsonl", "array"])
+def test_parser_workers_give_exactly_the_sequential_result(tmp_path, layout):
+    rows = [response(f"m{i % 40}", f"{1000000000 + i % 7}", 5_000 + i, ets=i % 3) for i in range(120)]
+    rows.insert(50, {"events": "{broken"})
+    text = json.dumps(rows, indent=1) if layout == "array" else "\n".join(json.dumps(row) for row in rows)
+    outputs = []
+    for workers in (1, 2):
+        parts, report, quarantine = clean_drop(
+            io.BytesIO(text.encode()),
+            "d",
+            tmp_path / f"w{workers}",
+            chunk_size=25,
+            workers=workers,
+            segment_bytes=900,
+        )
+        tables = [pq.read_table(path) for path in parts.files]
+        outputs.append((tables, report, quarantine.read_text()))
+    (sequential, report_1, quarantine_1), (parallel, report_2, quarantine_2) = outputs
+    assert len(sequential) == 5 and all(a.equals(b) for a, b in zip(sequential, parallel, strict=True))
+    assert report_1 == report_2 and report_1.records == 121
+    assert quarantine_1 == quarantine_2 and '"record 51' in quarantine_1

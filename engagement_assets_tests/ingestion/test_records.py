@@ -9,7 +9,14 @@ import json
 import pytest
 
 from engagement_assets.ingestion import records
-from engagement_assets.ingestion.records import Malformed, NotJsonError, iter_records
+from engagement_assets.ingestion.records import (
+    Malformed,
+    NotJsonError,
+    Segment,
+    iter_records,
+    iter_segments,
+    segment_records,
+)
 
 ROWS = [
     {"_id": {"$oid": f"{i:024x}"}, "events": {"eid": "RESPONSE", "mid": f"RESPONSE:{i}", "text": 'a}b{c"]'}}
@@ -140,3 +147,41 @@ def test_corrupt_gzip_header_is_reported_not_raised():
     compressed[10:40] = b"\x00" * 30
     items = parse(bytes(compressed))
     assert [item.reason for item in bad(items)] == ["corrupt_gzip"]
+
+
+@pytest.mark.parametrize(
+    "layout", ["jsonl", "array-one-per-line", "array-pretty-indent-1", "array-pretty-tabs"]
+)
+@pytest.mark.parametrize("size", [50, 700, 10_000])
+def test_segments_cut_at_record_boundaries_and_reassemble(layout, size):
+    data = LAYOUTS[layout]
+    items = list(iter_segments(io.BytesIO(data), "d", size=size))
+    segments = [item for item in items if isinstance(item, Segment)]
+    assert segments == items and segments[-1].final and not any(s.final for s in segments[:-1])
+    assert b"".join(segment.data for segment in segments) == data[data.index(segments[0].data[:1]) :]
+    assert [record for segment in segments for record in segment_records(segment)] == ROWS
+    if size == 50:
+        assert len(segments) >= len(ROWS)  # every record is longer than a segment: one (at least) each
+
+
+def test_layouts_without_safe_cuts_are_streamed_record_by_record():
+    for layout in ("array-compact-one-line", "concatenated-pretty-objects"):
+        items = list(iter_segments(io.BytesIO(LAYOUTS[layout]), "d", size=100))
+        assert items == ROWS
+
+
+def test_malformed_records_keep_their_stream_location_across_segments():
+    lines = [json.dumps(row).encode() for row in ROWS[:6]]
+    lines[4] = b'{"broken": '
+    segments = list(iter_segments(io.BytesIO(b"\n".join(lines)), "d", size=200))
+    bad_items = [
+        item for segment in segments for item in segment_records(segment) if isinstance(item, Malformed)
+    ]
+    assert [(item.reason, item.location) for item in bad_items] == [("malformed_json", "line 5")]
+    pretty = json.dumps(ROWS[:6], indent=1).encode()
+    cut = pretty.index(b'"RESPONSE:4"')
+    broken = pretty[:cut] + b"oops" + pretty[cut:]
+    segments = list(iter_segments(io.BytesIO(broken), "d", size=300))
+    (item,) = [i for s in segments for i in segment_records(s) if isinstance(i, Malformed)]
+    element_start = broken.rindex(b"\n {", 0, cut) + 2
+    assert item.location == f"byte {element_start}"

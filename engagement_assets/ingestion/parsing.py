@@ -1,0 +1,92 @@
+"""Records to response rows, one segment at a time: the part of stage 1 that runs in worker processes.
+
+Rows leave as an Arrow table: cheap to send between processes and ~10x smaller than Python tuples.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+import orjson
+import pyarrow as pa
+
+from engagement_assets.ingestion.events import RESPONSE_COLUMNS, MalformedEvent, classify, events_of
+from engagement_assets.ingestion.records import Malformed, Segment, segment_records
+
+RESPONSE_SCHEMA = pa.schema(
+    [
+        ("event_mid", pa.string()),
+        ("event_ets", pa.timestamp("ms")),
+        ("user_id", pa.string()),
+        ("user_id_source", pa.string()),
+        ("session_id", pa.string()),
+        ("language", pa.string()),
+        ("original_text", pa.string()),
+        ("response_text", pa.string()),
+        ("accuracy_percentage", pa.float64()),
+        ("audio_link", pa.string()),
+        ("created_at", pa.timestamp("ms")),
+    ]
+)
+assert tuple(RESPONSE_SCHEMA.names) == RESPONSE_COLUMNS
+
+
+@dataclass
+class RowsResult:
+    """The rows and counts of a run of consecutive records."""
+
+    table: pa.Table = field(default_factory=RESPONSE_SCHEMA.empty_table)
+    row_records: list[int] = field(
+        default_factory=list
+    )  # which record (0-based, in this run) each row came from
+    records: int = 0
+    events: int = 0
+    dropped: Counter = field(default_factory=Counter)
+    # (records before it in this run, item); malformed_event items carry their record's number
+    malformed: list[tuple[int, Malformed]] = field(default_factory=list)
+
+
+def rows_of(items: Iterable[dict | Malformed]) -> RowsResult:
+    result = RowsResult()
+    rows: list[tuple] = []
+    row_records, dropped = result.row_records, result.dropped
+    events_seen = 0
+    for item in items:
+        if type(item) is Malformed:
+            result.malformed.append((result.records, item))
+            continue
+        record_index = result.records
+        result.records += 1
+        try:
+            events = events_of(item)
+        except MalformedEvent as err:
+            result.malformed.append(
+                (record_index, Malformed("malformed_event", str(err), orjson.dumps(item)))
+            )
+            continue
+        for event in events:
+            events_seen += 1
+            outcome = classify(item, event)
+            if type(outcome) is tuple:
+                rows.append(outcome)
+                row_records.append(record_index)
+            else:
+                dropped[outcome] += 1
+    result.events = events_seen
+    result.table = rows_to_table(rows)
+    return result
+
+
+def rows_to_table(rows: list[tuple]) -> pa.Table:
+    columns = list(zip(*rows, strict=True)) if rows else [[] for _ in RESPONSE_COLUMNS]
+    return pa.table(
+        [pa.array(values, type=column.type) for values, column in zip(columns, RESPONSE_SCHEMA, strict=True)],
+        schema=RESPONSE_SCHEMA,
+    )
+
+
+def rows_of_segment(segment: Segment) -> RowsResult:
+    """Entry point of a worker process."""
+    return rows_of(segment_records(segment))
