@@ -62,3 +62,18 @@ def upload_folder(s3_client, folder: Path, bucket: str, prefix: str = "") -> Non
         if path.is_file():
             key = path.relative_to(folder).as_posix()
             s3_client.upload_file(str(path), bucket, f"{prefix.strip('/')}/{key}".lstrip("/"))
+
+
+@pytest.fixture
+def clean_gemini_env(monkeypatch):
+    """The machine's settings must not redirect the Gemini client or swap its key, version or backend."""
+    for name in (
+        "GOOGLE_API_KEY",
+        "GEMINI_API_KEY",
+        "GOOGLE_GENAI_USE_VERTEXAI",
+        "GOOGLE_GENAI_USE_ENTERPRISE",
+        "GOOGLE_GENAI_API_VERSION",
+        "GOOGLE_GEMINI_BASE_URL",
+    ):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")

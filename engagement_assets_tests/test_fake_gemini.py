@@ -60,19 +60,7 @@ def contents(audio: bytes, sentence: str = "I like cats") -> list:
     return [types.Part.from_bytes(data=audio, mime_type="audio/wav"), f"Expected sentence: {sentence}"]
 
 
-@pytest.fixture(autouse=True)
-def clean_env(monkeypatch):
-    # The machine's settings must not redirect the client or swap its key, version or backend.
-    for name in (
-        "GOOGLE_API_KEY",
-        "GEMINI_API_KEY",
-        "GOOGLE_GENAI_USE_VERTEXAI",
-        "GOOGLE_GENAI_USE_ENTERPRISE",
-        "GOOGLE_GENAI_API_VERSION",
-        "GOOGLE_GEMINI_BASE_URL",
-    ):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
+pytestmark = pytest.mark.usefixtures("clean_gemini_env")
 
 
 @pytest.fixture

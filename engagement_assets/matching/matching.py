@@ -107,14 +107,19 @@ def session_forward_rows(
 _NAT = np.iinfo(np.int64).min
 
 
+def _in_time_order(candidates: np.ndarray, session_times: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Candidate rows sorted by time (equal times keep file order), and their times."""
+    order = candidates[np.argsort(session_times[candidates], kind="stable")]
+    return order, session_times[order]
+
+
 def _nearest_in(
     times: np.ndarray, candidates: np.ndarray, session_times: np.ndarray, tolerance: int
 ) -> np.ndarray:
     chosen = np.full(len(times), UNMATCHED, dtype=np.int64)
     if not len(candidates):
         return chosen
-    order = candidates[np.argsort(session_times[candidates], kind="stable")]
-    sorted_times = session_times[order]
+    order, sorted_times = _in_time_order(candidates, session_times)
     before = np.searchsorted(sorted_times, times, side="right") - 1
     after = np.searchsorted(sorted_times, times, side="left")
     has_before, has_after = before >= 0, after < len(order)
@@ -138,8 +143,7 @@ def _forward_in(
     chosen = np.full(len(times), UNMATCHED, dtype=np.int64)
     if not len(candidates):
         return chosen
-    order = candidates[np.argsort(session_times[candidates], kind="stable")]
-    sorted_times = session_times[order]
+    order, sorted_times = _in_time_order(candidates, session_times)
     after = np.searchsorted(sorted_times, times, side="left")
     has_after = after < len(order)
     gap = np.where(has_after, sorted_times[after.clip(max=len(order) - 1)] - times, np.iinfo(np.int64).max)

@@ -21,7 +21,7 @@ from engagement_assets.analysis.schema import CATEGORY_SETS
 from engagement_assets.audio.formats import sniff_format
 from engagement_assets.sample_data.audio import voiced, wav_bytes, webm_bytes
 from engagement_assets.storage.store import LocalStore, read_url
-from engagement_assets_tests.analysis.test_gemini import MODEL, analyzer, clean_gemini_env  # noqa: F401
+from engagement_assets_tests.analysis.test_gemini import MODEL, analyzer
 from engagement_assets_tests.fake_gemini import FakeGemini
 
 T0 = pd.Timestamp("2025-06-12 10:00:00")

@@ -14,7 +14,6 @@ from engagement_assets.platform.resources import build_resources
 from engagement_assets.responses.assets import user_responses
 from engagement_assets.settings import Settings
 from engagement_assets.storage.store import open_store
-from engagement_assets_tests.analysis.test_gemini import clean_gemini_env  # noqa: F401
 from engagement_assets_tests.fake_gemini import FakeGemini
 from engagement_assets_tests.ingestion.test_golden_ingestion import DROPS
 from engagement_assets_tests.pipeline import materialize_drops, materialize_learners_batched, stored_frame

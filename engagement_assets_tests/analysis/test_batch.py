@@ -10,7 +10,7 @@ from engagement_assets.analysis.batch import BatchStillRunning, GeminiBatchAnaly
 from engagement_assets.analysis.cache import ResultCache
 from engagement_assets.storage.store import LocalStore, read_url
 from engagement_assets_tests.analysis.test_analyze import build, gemini_setup, speech
-from engagement_assets_tests.analysis.test_gemini import MODEL, clean_gemini_env, client_for  # noqa: F401
+from engagement_assets_tests.analysis.test_gemini import MODEL, client_for
 from engagement_assets_tests.fake_gemini import FakeGemini
 
 

@@ -20,20 +20,6 @@ from engagement_assets_tests.fake_gemini import FakeGemini, Fault
 MODEL = "gemini-2.5-flash-lite"
 
 
-@pytest.fixture(autouse=True)
-def clean_gemini_env(monkeypatch):
-    for name in (
-        "GOOGLE_API_KEY",
-        "GEMINI_API_KEY",
-        "GOOGLE_GENAI_USE_VERTEXAI",
-        "GOOGLE_GENAI_USE_ENTERPRISE",
-        "GOOGLE_GENAI_API_VERSION",
-        "GOOGLE_GEMINI_BASE_URL",
-    ):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
-
-
 def clip(seed: int) -> bytes:
     return wav_bytes(voiced(np.random.default_rng(seed), 0.5, 0.3))
 
