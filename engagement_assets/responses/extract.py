@@ -2,14 +2,12 @@
 
 All requested learners are extracted in one pass over the cleaned Parquet parts. The parts are sorted by
 learner with small row groups, so the filter on the batch's `user_id` range skips row groups that hold
-only other learners; each learner's frame is then a slice of one sorted table, not a copy.
+only other learners; each learner's table is then a zero-copy slice of one sorted table.
 """
 
 from __future__ import annotations
 
-import duckdb
 import numpy as np
-import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -18,17 +16,17 @@ from engagement_assets.storage.parquet import read_parquet
 from engagement_assets.storage.store import Store
 
 CLEANED_PREFIX = "cleaned_telemetry/"
-DEDUPE_KEY = ["event_mid", "event_ets"]
-_ORDER = "created_at NULLS LAST, event_mid, event_ets"
+# Within a learner: by arrival, missing times last, ties in a stable order.
+_TIME_ORDER = [("created_at", "ascending"), ("event_mid", "ascending"), ("event_ets", "ascending")]
 
 
 def cleaned_part_keys(store: Store) -> list[str]:
     return [stored.key for stored in store.list_files(CLEANED_PREFIX) if stored.key.endswith(".parquet")]
 
 
-def extract_learner_responses(store: Store, learners: list[str]) -> dict[str, pd.DataFrame]:
-    """{learner: their responses}, deduplicated on (event_mid, event_ets) keeping the earliest created_at,
-    sorted by created_at. Learners with no responses get an empty frame with the same columns."""
+def extract_learner_responses(store: Store, learners: list[str]) -> dict[str, pa.Table]:
+    """{learner: their responses} as Arrow tables, deduplicated on (event_mid, event_ets) keeping the
+    earliest created_at, sorted by created_at. Learners with no responses get an empty table."""
     wanted = sorted(set(learners))
     parts = cleaned_part_keys(store)
     table = RESPONSE_SCHEMA.empty_table()
@@ -38,32 +36,38 @@ def extract_learner_responses(store: Store, learners: list[str]) -> dict[str, pd
         user = pc.field("user_id")
         wanted_rows = (user >= wanted[0]) & (user <= wanted[-1]) & user.isin(wanted)
         table = read_parquet(store, parts, schema=RESPONSE_SCHEMA, filter=wanted_rows)
-    responses = deduplicate(table).to_pandas()
-    spans = _learner_spans(responses["user_id"].to_numpy())
-    empty = responses.iloc[0:0]
-    return {
-        learner: responses.iloc[slice(*spans[learner])] if learner in spans else empty for learner in learners
-    }
+    # Stage 1 already removed duplicates within a drop: only responses from several drops can repeat.
+    if len({_drop_of(key) for key in parts}) > 1:
+        table = deduplicate(table)
+    responses = table.sort_by([("user_id", "ascending"), *_TIME_ORDER])
+    spans = _learner_spans(responses.column("user_id").to_numpy(zero_copy_only=False))
+    empty = responses.slice(0, 0)
+    return {learner: responses.slice(*spans[learner]) if learner in spans else empty for learner in learners}
 
 
 def deduplicate(responses: pa.Table) -> pa.Table:
-    """The earliest copy of each (event_mid, event_ets), sorted by learner, then created_at (nulls last)."""
-    with duckdb.connect() as con:
-        con.register("responses", responses)
-        return con.sql(
-            f"""SELECT * FROM responses
-                QUALIFY row_number() OVER (PARTITION BY {", ".join(DEDUPE_KEY)} ORDER BY {_ORDER}) = 1
-                ORDER BY user_id, {_ORDER}"""
-        ).to_arrow_table()
+    """The earliest copy of each (event_mid, event_ets) (created_at nulls last), in key order."""
+    ordered = responses.sort_by([("event_mid", "ascending"), ("event_ets", "ascending"), *_TIME_ORDER[:1]])
+    if ordered.num_rows < 2:
+        return ordered
+    # Missing keys compare equal to each other, as a GROUP BY would treat them.
+    mid = pc.fill_null(ordered.column("event_mid"), "").to_numpy(zero_copy_only=False)
+    ets = pc.fill_null(ordered.column("event_ets").cast(pa.int64()), np.iinfo(np.int64).min).to_numpy()
+    repeats = (mid[1:] == mid[:-1]) & (ets[1:] == ets[:-1])
+    return ordered.filter(pa.array(np.concatenate(([True], ~repeats))))
+
+
+def _drop_of(part_key: str) -> str:
+    return part_key[len(CLEANED_PREFIX) :].split("/", 1)[0]
 
 
 def _learner_spans(users: np.ndarray) -> dict[str, tuple[int, int]]:
-    """(start, stop) of each learner's rows in an array sorted by learner."""
+    """(offset, length) of each learner's rows in an array sorted by learner."""
     if not len(users):
         return {}
     starts = np.concatenate(([0], np.flatnonzero(users[1:] != users[:-1]) + 1))
     stops = np.append(starts[1:], len(users))
-    return {users[start]: (int(start), int(stop)) for start, stop in zip(starts, stops, strict=True)}
+    return {users[start]: (int(start), int(stop - start)) for start, stop in zip(starts, stops, strict=True)}
 
 
 def learner_ids(store: Store) -> list[str]:

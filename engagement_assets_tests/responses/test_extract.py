@@ -23,6 +23,7 @@ def part(rows: list[tuple[str, str, int, int]]) -> pa.Table:
 
 
 def store_with(tmp_path, drops: dict[str, list]) -> LocalStore:
+    tmp_path.mkdir(parents=True, exist_ok=True)
     store = LocalStore(tmp_path / "w")
     for drop, rows in drops.items():
         store.put_file(
@@ -39,7 +40,10 @@ def test_learners_are_gathered_from_every_drop_deduplicated_in_time_order(tmp_pa
             "d2.jsonl": [("a", "u1", 1, 200), ("d", "u1", 1, 400), ("e", "u3", 1, 1)],
         },
     )
-    frames = extract_learner_responses(store, ["u1", "u2", "nobody"])
+    frames = {
+        learner: table.to_pandas()
+        for learner, table in extract_learner_responses(store, ["u1", "u2", "nobody"]).items()
+    }
     assert list(frames) == ["u1", "u2", "nobody"]
     u1 = frames["u1"]
     assert u1["event_mid"].tolist() == ["c", "a", "d"]
@@ -49,8 +53,8 @@ def test_learners_are_gathered_from_every_drop_deduplicated_in_time_order(tmp_pa
 
 
 def test_no_cleaned_data_yet_gives_empty_frames(tmp_path):
-    frames = extract_learner_responses(LocalStore(tmp_path / "empty"), ["u1"])
-    assert frames["u1"].empty and list(frames["u1"].columns) == RESPONSE_SCHEMA.names
+    tables = extract_learner_responses(LocalStore(tmp_path / "empty"), ["u1"])
+    assert tables["u1"].num_rows == 0 and tables["u1"].schema.equals(RESPONSE_SCHEMA)
 
 
 def test_deduplicate_keeps_the_earliest_and_puts_missing_times_last():
@@ -63,5 +67,13 @@ def test_deduplicate_keeps_the_earliest_and_puts_missing_times_last():
         }
     )
     kept = deduplicate(table).to_pandas()
-    assert kept["event_mid"].tolist() == ["c", "a", "b"]
-    assert kept["created_at"].iloc[1] == pd.Timestamp(10, unit="ms")
+    assert sorted(kept["event_mid"]) == ["a", "b", "c"]
+    assert kept.set_index("event_mid").loc["a", "created_at"] == pd.Timestamp(10, unit="ms")
+
+
+def test_one_drop_needs_no_dedupe_but_several_do(tmp_path):
+    one = store_with(tmp_path / "one", {"d1.json": [("a", "u1", 1, 300), ("b", "u1", 1, 100)]})
+    assert extract_learner_responses(one, ["u1"])["u1"].column("event_mid").to_pylist() == ["b", "a"]
+    two = store_with(tmp_path / "two", {"d1.json": [("a", "u1", 1, 300)], "d2.json": [("a", "u1", 1, 200)]})
+    (only,) = extract_learner_responses(two, ["u1"])["u1"].to_pylist()
+    assert only["created_at"] == pd.Timestamp(200, unit="ms")
