@@ -6,6 +6,7 @@ import dagster as dg
 
 from engagement_assets.analysis.assets import audio_analysis
 from engagement_assets.audio.assets import response_audio
+from engagement_assets.automation.sensors import SENSORS
 from engagement_assets.features.assets import phase_features, phase_level_engagement
 from engagement_assets.ingestion.assets import cleaned_telemetry, telemetry_drop
 from engagement_assets.matching.assets import learner_sessions, merged_responses
@@ -27,7 +28,7 @@ ASSETS = [
 
 
 def build_definitions(settings: Settings) -> dg.Definitions:
-    return dg.Definitions(assets=ASSETS, resources=build_resources(settings))
+    return dg.Definitions(assets=ASSETS, sensors=SENSORS, resources=build_resources(settings))
 
 
 defs = build_definitions(Settings.from_env())

@@ -21,6 +21,7 @@ BOUNDED_SCORES = ("avg_accuracy", "avg_EQ", "avg_Engagement", "EQ_Accuracy_Score
 @dg.asset(
     partitions_def=users,
     backfill_policy=learner_batches,
+    automation_condition=dg.AutomationCondition.eager(),
     group_name="features",
     kinds={"parquet"},
     check_specs=[
@@ -77,6 +78,7 @@ def phase_features(
 
 @dg.asset(
     deps=[dg.AssetDep(phase_features, partition_mapping=dg.AllPartitionMapping())],
+    automation_condition=dg.AutomationCondition.eager(),
     group_name="features",
     kinds={"parquet", "csv", "duckdb"},
 )

@@ -37,6 +37,7 @@ learner_sessions = dg.AssetSpec(
 @dg.asset(
     partitions_def=users,
     deps=[learner_sessions],
+    automation_condition=dg.AutomationCondition.eager(),
     backfill_policy=learner_batches,
     group_name="learners",
     kinds={"parquet"},

@@ -18,8 +18,18 @@ class SessionsFileError(ValueError):
     pass
 
 
+SESSIONS_PREFIX = "sessions/"
+_SESSIONS_SUFFIX = "_learnerai_data.csv"
+
+
 def sessions_key(user_id: str) -> str:
-    return f"sessions/{user_id}_learnerai_data.csv"
+    return f"{SESSIONS_PREFIX}{user_id}{_SESSIONS_SUFFIX}"
+
+
+def learner_of_sessions_key(key: str) -> str | None:
+    """The learner a `sessions/<user_id>_learnerai_data.csv` key belongs to (None for other files)."""
+    name = key[len(SESSIONS_PREFIX) :] if key.startswith(SESSIONS_PREFIX) else ""
+    return name[: -len(_SESSIONS_SUFFIX)] if name.endswith(_SESSIONS_SUFFIX) and "/" not in name else None
 
 
 def empty_sessions() -> pd.DataFrame:

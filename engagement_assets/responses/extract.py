@@ -72,7 +72,16 @@ def _learner_spans(users: np.ndarray) -> dict[str, tuple[int, int]]:
 
 def learner_ids(store: Store) -> list[str]:
     """Every learner with at least one cleaned response, sorted."""
-    parts = cleaned_part_keys(store)
+    return _distinct_learners(store, cleaned_part_keys(store))
+
+
+def learners_in_drops(store: Store, drops: list[str]) -> list[str]:
+    """The learners with responses in these drops, sorted."""
+    wanted = set(drops)
+    return _distinct_learners(store, [key for key in cleaned_part_keys(store) if _drop_of(key) in wanted])
+
+
+def _distinct_learners(store: Store, parts: list[str]) -> list[str]:
     if not parts:
         return []
     column = read_parquet(store, parts, schema=RESPONSE_SCHEMA, columns=["user_id"]).column("user_id")

@@ -32,6 +32,7 @@ _TEMP_PREFIX = "."
 class StoredFile:
     key: str
     size: int
+    modified: float = 0.0  # epoch seconds of the last write
 
 
 class Store:
@@ -126,7 +127,8 @@ class LocalStore(Store):
                 full = Path(dirpath) / name
                 key = full.relative_to(self.root).as_posix()
                 if key.startswith(prefix):
-                    found.append(StoredFile(key, full.stat().st_size))
+                    stat = full.stat()
+                    found.append(StoredFile(key, stat.st_size, stat.st_mtime))
         return sorted(found, key=lambda stored: stored.key)
 
     def size(self, key: str) -> int | None:
@@ -213,7 +215,7 @@ class S3Store(Store):
             Bucket=self.bucket, Prefix=self.object_key(prefix)
         ):
             for item in page.get("Contents", []):
-                found.append(StoredFile(item["Key"][strip:], item["Size"]))
+                found.append(StoredFile(item["Key"][strip:], item["Size"], item["LastModified"].timestamp()))
         return sorted(found, key=lambda stored: stored.key)
 
     def open_read(self, key: str) -> BinaryIO:

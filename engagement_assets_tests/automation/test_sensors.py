@@ -1,0 +1,104 @@
+"""The sensors on a real instance: drops and sessions found by a high-water mark, learners registered from
+cleaned drops, runs requested for exactly what changed, idempotent run keys."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import time
+
+import dagster as dg
+
+from engagement_assets.automation.sensors import learners_sensor, sessions_sensor, telemetry_drop_sensor
+from engagement_assets.automation.watch import newer_files
+from engagement_assets.definitions import defs
+from engagement_assets.platform.partitions import register_partitions, users
+from engagement_assets.platform.resources import StoreResource
+from engagement_assets.storage.store import StoredFile
+from engagement_assets_tests.ingestion.test_golden_ingestion import DROPS
+from engagement_assets_tests.pipeline import materialize_drops, resources_for
+
+
+def tick(sensor, instance, cursor=None, **resources):
+    context = dg.build_sensor_context(instance=instance, cursor=cursor, resources=resources, definitions=defs)
+    return sensor(context)
+
+
+def test_the_high_water_mark_hands_out_each_file_once_and_rewrites_again():
+    files = [StoredFile(f"t/{name}", 1, modified) for name, modified in [("b", 2.0), ("a", 1.0), ("c", 2.0)]]
+    first, cursor = newer_files(files, None, limit=2)
+    assert [f.key for f in first] == ["t/a", "t/b"]
+    second, cursor = newer_files(files, cursor, limit=2)
+    assert [f.key for f in second] == ["t/c"]
+    assert newer_files(files, cursor, limit=2) == ([], cursor)
+    rewritten = [*files, StoredFile("t/a", 2, 5.0)]
+    assert [f.key for f in newer_files(rewritten, cursor, limit=5)[0]] == ["t/a"]
+
+
+def test_drop_sensor_registers_and_requests_new_files_only(instance, tmp_path, golden):
+    landing = tmp_path / "landing"
+    shutil.copytree(golden / "landing" / "telemetry", landing / "telemetry")
+    (landing / "telemetry" / "sub").mkdir()
+    (landing / "telemetry" / "sub" / "nested.json").write_text("[]")
+    store = StoreResource(url=str(landing))
+    result = tick(telemetry_drop_sensor, instance, landing=store)
+    assert sorted(request.partition_key for request in result.run_requests) == sorted(DROPS)
+    assert sorted(result.dynamic_partitions_requests[0].partition_keys) == sorted(DROPS)
+    assert tick(telemetry_drop_sensor, instance, cursor=result.cursor, landing=store).run_requests == []
+    new_file = landing / "telemetry" / "drop3.jsonl"
+    new_file.write_text("{}\n")
+    os.utime(new_file, (time.time() + 5, time.time() + 5))
+    again = tick(telemetry_drop_sensor, instance, cursor=result.cursor, landing=store)
+    assert [request.partition_key for request in again.run_requests] == ["drop3.jsonl"]
+    assert again.run_requests[0].run_key != result.run_requests[0].run_key
+
+
+def test_learners_sensor_registers_learners_of_cleaned_drops_and_refreshes_known_ones(
+    instance, tmp_path, golden
+):
+    resources = resources_for(str(tmp_path / "w"), str(golden / "landing"))
+    warehouse = StoreResource(url=str(tmp_path / "w"))
+    materialize_drops(instance, resources, DROPS[:1])
+    first = tick(learners_sensor, instance, warehouse=warehouse)
+    new = first.dynamic_partitions_requests[0].partition_keys
+    assert new and new == sorted(new)
+    (ranged,) = first.run_requests
+    assert (
+        ranged.tags["dagster/asset_partition_range_start"],
+        ranged.tags["dagster/asset_partition_range_end"],
+    ) == (new[0], new[-1])
+    register_partitions(instance, users, new)
+    assert tick(learners_sensor, instance, cursor=first.cursor, warehouse=warehouse).run_requests == []
+    materialize_drops(instance, resources, DROPS)  # the first drop again (re-exported), and a new one
+    second = tick(learners_sensor, instance, cursor=first.cursor, warehouse=warehouse)
+    refreshed = {request.partition_key for request in second.run_requests if request.partition_key}
+    assert refreshed == set(new)  # learners seen before get a run each
+    added = second.dynamic_partitions_requests[0].partition_keys
+    assert added and not set(added) & set(new)  # the new drop's learners are registered, in one ranged run
+
+
+def test_sessions_sensor_rematches_known_learners_whose_file_landed(instance, tmp_path, golden):
+    landing = tmp_path / "landing"
+    shutil.copytree(golden / "landing" / "sessions", landing / "sessions")
+    register_partitions(instance, users, ["2698014209", "8682550797"])
+    store = StoreResource(url=str(landing))
+    result = tick(sessions_sensor, instance, landing=store)
+    assert sorted(request.partition_key for request in result.run_requests) == ["2698014209", "8682550797"]
+    assert tick(sessions_sensor, instance, cursor=result.cursor, landing=store).run_requests == []
+
+
+def test_downstream_stages_follow_by_declarative_automation():
+    graph = defs.resolve_asset_graph()
+    for name in (
+        "merged_responses",
+        "response_audio",
+        "audio_analysis",
+        "phase_features",
+        "phase_level_engagement",
+    ):
+        assert graph.get(dg.AssetKey(name)).automation_condition is not None, name
+    assert {sensor.name for sensor in defs.sensors} >= {
+        "telemetry_drop_sensor",
+        "learners_sensor",
+        "sessions_sensor",
+    }
