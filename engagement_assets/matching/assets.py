@@ -37,7 +37,8 @@ learner_sessions = dg.AssetSpec(
 @dg.asset(
     partitions_def=users,
     deps=[learner_sessions],
-    automation_condition=dg.AutomationCondition.eager(),
+    # The sessions export is an external file with no materializations; the sessions sensor covers it.
+    automation_condition=dg.AutomationCondition.eager().ignore(dg.AssetSelection.keys(learner_sessions.key)),
     backfill_policy=learner_batches,
     group_name="learners",
     kinds={"parquet"},
