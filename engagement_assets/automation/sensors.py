@@ -1,6 +1,8 @@
 """What starts runs without anyone clicking: new telemetry drops, learners found in them, lesson-tracking
 exports that land or change. Everything downstream of those follows by declarative automation."""
 
+import os
+
 import dagster as dg
 
 from engagement_assets.automation.watch import change_key, newer_files
@@ -18,7 +20,8 @@ from engagement_assets.storage.keys import is_safe_partition_key
 DROPS_PER_TICK = 25
 DROP_EVENTS_PER_TICK = 25
 SESSION_FILES_PER_TICK = 200
-TICK_SECONDS = 30
+# How often the sensors look (seconds); tests shorten it.
+TICK_SECONDS = int(os.environ.get("ENGAGEMENT_SENSOR_INTERVAL_SECONDS", "30"))
 
 
 @dg.sensor(
