@@ -9,11 +9,13 @@ from engagement_assets.analysis.schema import CATEGORY_SETS
 from engagement_assets.features import phases
 from engagement_assets.features.engagement_table import engagement_table, export_engagement_csv
 from engagement_assets.features.phases import NO_SESSION, UNMAPPED_PROGRESS
+from engagement_assets.features.report import by_phase, html_report, phase_chart, svg_markdown
 from engagement_assets.platform.metadata import counts_table, preview
 from engagement_assets.platform.partitions import learner_batches, learners_of, users
 from engagement_assets.platform.resources import StoreResource
 
 UNMAPPED_CHECK = "rows_dropped_for_unmapped_progress"
+REPORT_KEY = "reports/phase_level_engagement.html"
 RANGES_CHECK = "scores_and_categories_in_range"
 BOUNDED_SCORES = ("avg_accuracy", "avg_EQ", "avg_Engagement", "EQ_Accuracy_Score")
 
@@ -91,11 +93,17 @@ def phase_level_engagement(
     store = warehouse.store()
     table = engagement_table(store)
     export_uri = export_engagement_csv(store)
+    store.put_bytes(html_report(table).encode(), REPORT_KEY)
     return dg.MaterializeResult(
         value=table,
         metadata={
             "dagster/row_count": len(table),
             "learners": int(table["UserId"].nunique()),
+            "engagement_by_phase": dg.MetadataValue.md(
+                svg_markdown(phase_chart(table), "engagement by phase")
+            ),
+            "by_phase": dg.MetadataValue.md(by_phase(table).round(1).to_markdown()),
+            "report": dg.MetadataValue.path(store.uri(REPORT_KEY)),
             "export": dg.MetadataValue.path(export_uri),
             "preview": preview(table),
         },
