@@ -40,6 +40,7 @@ OUTPUTS = (
     ("audio analysis", "audio_analysis/"),
     ("phase features", "phase_features/"),
     ("all-learner export", "exports/phase_level_engagement_full.csv"),
+    ("HTML report", "reports/phase_level_engagement.html"),
     ("quarantined records", "quarantine/"),
 )
 
