@@ -25,6 +25,7 @@ from google.genai import errors, types
 from pydantic import BaseModel, Field
 
 from engagement_assets.analysis.schema import InvalidAnalysis, validated_metrics
+from engagement_assets.errors import describe
 
 ANALYZER = "gemini"
 PROMPT_VERSION = "gemini-v1"
@@ -184,7 +185,7 @@ class GeminiAnalyzer:
                 if _is_transient(err) and attempts < self.attempts:
                     await asyncio.sleep(self._backoff(attempts))
                     continue
-                return ClipOutcome(request.key, None, _describe(err), attempts, rate_limited=rate_limited)
+                return ClipOutcome(request.key, None, describe(err), attempts, rate_limited=rate_limited)
             return validated_outcome(request.key, response, attempts, rate_limited)
 
     def _backoff(self, attempt: int) -> float:
@@ -242,8 +243,3 @@ def _is_transient(err: BaseException) -> bool:
     # Timeouts and dropped connections come from the SDK's HTTP stack (httpx2, or aiohttp when installed).
     module = type(err).__module__.split(".")[0]
     return module in ("httpx2", "httpx", "aiohttp") or isinstance(err, (TimeoutError, ConnectionError))
-
-
-def _describe(err: BaseException) -> str:
-    text = f"{type(err).__name__}: {err}"
-    return text[:500]

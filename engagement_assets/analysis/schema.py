@@ -7,8 +7,9 @@ never a crash and never a silently kept bad value.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
+
+from engagement_assets.ingestion.extended_json import number
 
 SCORES = ("EQ_score", "engagement_score")
 CATEGORY_SETS = {
@@ -57,10 +58,5 @@ def validated_metrics(values: Mapping) -> dict:
 
 
 def _score(value) -> float | None:
-    if isinstance(value, bool) or value is None:
-        return None
-    try:
-        score = float(value)
-    except (TypeError, ValueError):
-        return None
-    return score if math.isfinite(score) and 0 <= score <= 100 else None
+    score = number(value)
+    return score if score is not None and 0 <= score <= 100 else None

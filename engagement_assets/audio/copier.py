@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from engagement_assets.audio.formats import SNIFF_BYTES, sniff_format
+from engagement_assets.errors import describe
 from engagement_assets.storage.keys import object_key_problem
 from engagement_assets.storage.s3 import is_transient
 from engagement_assets.storage.store import Store
@@ -43,7 +44,6 @@ MANIFEST_COLUMNS = (
     "attempts",
 )
 READ_CHUNK = 1 << 20
-MAX_ERROR_LENGTH = 500
 
 
 @dataclass(frozen=True)
@@ -125,7 +125,7 @@ class AudioCopier:
                 return _row(clip, MISSING, error="no such object in the source bucket", attempts=attempt)
             except Exception as err:
                 if attempt == self.policy.attempts or not is_transient(err):
-                    return _row(clip, FAILED, error=_describe(err), attempts=attempt)
+                    return _row(clip, FAILED, error=describe(err), attempts=attempt)
                 self._sleep(self._backoff(attempt))
         raise AssertionError("unreachable: the last attempt returns")
 
@@ -190,8 +190,3 @@ def _row(
         "error": error,
         "attempts": attempts,
     }
-
-
-def _describe(err: BaseException) -> str:
-    text = f"{type(err).__name__}: {err}"
-    return text if len(text) <= MAX_ERROR_LENGTH else text[: MAX_ERROR_LENGTH - 1] + "…"

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from engagement_assets.ingestion.events import RESPONSE_COLUMNS
 from engagement_assets.matching.sessions import SESSION_COLUMNS
 
 NEAREST = "nearest"
@@ -23,24 +24,9 @@ SESSION_FORWARD = "session_forward"
 STRATEGIES = (NEAREST, SESSION_FORWARD)
 TOLERANCE = pd.Timedelta(minutes=5)
 
-MERGED_COLUMNS = (
-    "event_mid",
-    "event_ets",
-    "UserId",
-    "user_id_source",
-    "session_id",
-    "language",
-    "original_text",
-    "response_text",
-    "accuracy_percentage",
-    "audio_link",
-    "CreatedAt_Response",
-    "SessionId",
-    "MilestoneLevel",
-    "Lesson",
-    "Progress",
-    "CreatedAt_Session",
-)
+# The response columns under the original system's names, then the lesson row's.
+RENAMED = {"user_id": "UserId", "created_at": "CreatedAt_Response"}
+MERGED_COLUMNS = tuple(RENAMED.get(column, column) for column in RESPONSE_COLUMNS) + SESSION_COLUMNS[1:]
 UNMATCHED = -1
 
 
@@ -153,9 +139,7 @@ def _forward_in(
 
 
 def _merge(responses: pd.DataFrame, sessions: pd.DataFrame, chosen: np.ndarray) -> pd.DataFrame:
-    merged = responses.rename(columns={"user_id": "UserId", "created_at": "CreatedAt_Response"}).reset_index(
-        drop=True
-    )
+    merged = responses.rename(columns=RENAMED).reset_index(drop=True)
     lesson = sessions.reindex(chosen).reset_index(drop=True)  # UNMATCHED (-1) is not a label: all-null row
     for column in SESSION_COLUMNS[1:]:
         merged[column] = lesson[column].to_numpy()
