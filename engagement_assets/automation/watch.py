@@ -1,8 +1,12 @@
 """Which landed files are new since the last look: a high-water mark, not a list of every file seen.
 
-The mark is the (modified time, key) of the last file handed out, so the cursor stays a few bytes however
-many files land, a file rewritten later is seen again (its time moves past the mark), and a burst is
-handed out a few files per tick, oldest first.
+The mark is the newest modification time handed out, so the cursor stays small however many files land,
+a file rewritten later is seen again (its time moves past the mark), and a burst is handed out a few files
+per tick, oldest first. Object stores round times to the second and date a multipart upload by when it
+started, so files up to OVERLAP_SECONDS behind the mark are looked at again, and the versions already
+handed out in that window are remembered in the cursor so none is handed out twice. A file moved in with
+a modification time older than that window (e.g. `cp -p`, `rsync -t`) is not seen: touch it, or add its
+partition from the UI.
 """
 
 from __future__ import annotations
@@ -12,28 +16,31 @@ from collections.abc import Iterable
 
 from engagement_assets.storage.store import StoredFile
 
+OVERLAP_SECONDS = 300.0
+
 
 def newer_files(
     files: Iterable[StoredFile], cursor: str | None, limit: int
 ) -> tuple[list[StoredFile], str | None]:
-    """Up to `limit` files past the mark in `cursor`, oldest first, and the cursor to store next."""
-    mark = _mark(cursor)
-    fresh = sorted((f for f in files if (f.modified, f.key) > mark), key=lambda f: (f.modified, f.key))[
-        :limit
-    ]
+    """Up to `limit` files not handed out before, oldest first, and the cursor to store next."""
+    mark, recent = _state(cursor)
+    candidates = (f for f in files if f.modified >= mark - OVERLAP_SECONDS and change_key(f) not in recent)
+    fresh = sorted(candidates, key=lambda f: (f.modified, f.key))[:limit]
     if not fresh:
         return [], cursor
-    last = fresh[-1]
-    return fresh, json.dumps({"modified": last.modified, "key": last.key})
-
-
-def _mark(cursor: str | None) -> tuple[float, str]:
-    if not cursor:
-        return (float("-inf"), "")
-    saved = json.loads(cursor)
-    return (float(saved["modified"]), str(saved["key"]))
+    mark = max(mark, fresh[-1].modified)
+    recent.update({change_key(f): f.modified for f in fresh})
+    window = {version: modified for version, modified in recent.items() if modified >= mark - OVERLAP_SECONDS}
+    return fresh, json.dumps({"mark": mark, "recent": window}, sort_keys=True)
 
 
 def change_key(stored: StoredFile) -> str:
     """Names one version of a file: a run key that repeats only when nothing changed."""
     return f"{stored.key}@{stored.modified:.6f}:{stored.size}"
+
+
+def _state(cursor: str | None) -> tuple[float, dict[str, float]]:
+    if not cursor:
+        return float("-inf"), {}
+    saved = json.loads(cursor)
+    return float(saved["mark"]), dict(saved.get("recent", {}))

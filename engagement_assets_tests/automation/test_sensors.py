@@ -3,6 +3,7 @@ cleaned drops, runs requested for exactly what changed, idempotent run keys."""
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import time
@@ -33,6 +34,28 @@ def test_the_high_water_mark_hands_out_each_file_once_and_rewrites_again():
     assert newer_files(files, cursor, limit=2) == ([], cursor)
     rewritten = [*files, StoredFile("t/a", 2, 5.0)]
     assert [f.key for f in newer_files(rewritten, cursor, limit=5)[0]] == ["t/a"]
+
+
+def test_a_file_landing_in_the_same_second_with_a_lower_key_is_not_lost():
+    # S3 times have one-second resolution: drop_a can land after drop_b was handed out, at the same time.
+    _, cursor = newer_files([StoredFile("t/drop_b", 1, 100.0)], None, limit=5)
+    later = [
+        StoredFile("t/drop_b", 1, 100.0),
+        StoredFile("t/drop_a", 1, 100.0),
+        StoredFile("t/old", 1, 100.0 - 1000),
+    ]
+    second, cursor = newer_files(later, cursor, limit=5)
+    assert [f.key for f in second] == ["t/drop_a"]  # within the overlap window; t/old is far behind it
+    assert newer_files(later, cursor, limit=5) == ([], cursor)
+
+
+def test_the_cursor_forgets_versions_outside_the_overlap_window():
+    stream = [StoredFile(f"t/{i}", 1, float(i * 100)) for i in range(20)]
+    cursor = None
+    for stored in stream:
+        handed, cursor = newer_files([stored], cursor, limit=5)
+        assert handed == [stored]
+    assert len(json.loads(cursor)["recent"]) <= 4
 
 
 def test_drop_sensor_registers_and_requests_new_files_only(instance, tmp_path, golden):
