@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import dagster as dg
 
 from engagement_assets.storage.keys import check_partition_key
@@ -11,7 +13,7 @@ users = dg.DynamicPartitionsDefinition(name="users")
 
 # Per-learner CPU stages handle a whole batch in one pass, so a backfill over thousands of learners
 # launches a few runs instead of paying run start-up once per learner.
-LEARNERS_PER_RUN = 1000
+LEARNERS_PER_RUN = int(os.environ.get("ENGAGEMENT_LEARNERS_PER_RUN", "1000"))
 learner_batches = dg.BackfillPolicy.multi_run(max_partitions_per_run=LEARNERS_PER_RUN)
 # Network stages batch fewer learners per run: a run that dies costs less to redo.
 NETWORK_LEARNERS_PER_RUN = 50
