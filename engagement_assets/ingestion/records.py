@@ -357,7 +357,7 @@ class _Framer:
 
     def __init__(self):
         self.indent: bytes | None = None
-        self.guesses = [self._same_line, self._indented]
+        self.guesses = [_same_line_end, self._indented]
 
     def next_value(self, buffer: _Buffer) -> dict | Malformed | None:
         start = buffer.pos
@@ -374,9 +374,6 @@ class _Framer:
                 buffer.pos = end
                 return parsed
         return self._exact(buffer)
-
-    def _same_line(self, data: bytes, start: int) -> int | None:
-        return _same_line_end(data, start)
 
     def _indented(self, data: bytes, start: int) -> int | None:
         marker = b"\n" + (self.indent or b"") + b"}"

@@ -25,11 +25,6 @@ class ParquetParts:
     files: list[Path] = field(default_factory=list)
     rows: int = 0
 
-    def add(self, table: pa.Table, row_group_size: int | None = None) -> Path:
-        path = self.next_path()
-        pq.write_table(table, path, row_group_size=row_group_size, compression="zstd")
-        return self.added(path, table.num_rows)
-
     def next_path(self) -> Path:
         """Where the next part goes, for writers that write the file themselves (then call `added`)."""
         return self.folder / PART_NAME.format(index=len(self.files))
