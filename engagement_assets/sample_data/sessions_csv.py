@@ -9,20 +9,8 @@ from pathlib import Path
 from .ids import ObjectIds
 from .practice import Learner, LessonRow
 
-MONGO_COLUMNS = (
-    "_id",
-    "userId",
-    "sessionId",
-    "milestone",
-    "milestoneLevel",
-    "language",
-    "lesson",
-    "progress",
-    "createdAt",
-    "__v",
-)
-MYSQL_COLUMNS = (
-    "id",
+# The lesson-tracking fields both exporters write, between their own id and (Mongo only) version columns.
+LESSON_FIELDS = (
     "userId",
     "sessionId",
     "milestone",
@@ -32,6 +20,8 @@ MYSQL_COLUMNS = (
     "progress",
     "createdAt",
 )
+MONGO_COLUMNS = ("_id", *LESSON_FIELDS, "__v")
+MYSQL_COLUMNS = ("id", *LESSON_FIELDS)
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _IST = timedelta(hours=5, minutes=30)
