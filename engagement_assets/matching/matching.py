@@ -91,6 +91,7 @@ def session_forward_rows(
 
 
 _NAT = np.iinfo(np.int64).min
+_NO_GAP = np.iinfo(np.int64).max
 
 
 def _in_time_order(candidates: np.ndarray, session_times: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -107,12 +108,8 @@ def _nearest_in(
         return chosen
     order, sorted_times = _in_time_order(candidates, session_times)
     before = np.searchsorted(sorted_times, times, side="right") - 1
-    after = np.searchsorted(sorted_times, times, side="left")
-    has_before, has_after = before >= 0, after < len(order)
-    gap_before = np.where(has_before, times - sorted_times[before.clip(0)], np.iinfo(np.int64).max)
-    gap_after = np.where(
-        has_after, sorted_times[after.clip(max=len(order) - 1)] - times, np.iinfo(np.int64).max
-    )
+    gap_before = np.where(before >= 0, times - sorted_times[before.clip(0)], _NO_GAP)
+    after, gap_after = _first_at_or_after(sorted_times, times)
     take_before = gap_before <= gap_after
     best = np.where(take_before, before, after)
     gap = np.where(take_before, gap_before, gap_after)
@@ -130,12 +127,17 @@ def _forward_in(
     if not len(candidates):
         return chosen
     order, sorted_times = _in_time_order(candidates, session_times)
-    after = np.searchsorted(sorted_times, times, side="left")
-    has_after = after < len(order)
-    gap = np.where(has_after, sorted_times[after.clip(max=len(order) - 1)] - times, np.iinfo(np.int64).max)
-    valid = (times != _NAT) & has_after & (gap <= tolerance)
+    after, gap = _first_at_or_after(sorted_times, times)
+    valid = (times != _NAT) & (gap <= tolerance)
     chosen[valid] = order[after[valid]]
     return chosen
+
+
+def _first_at_or_after(sorted_times: np.ndarray, times: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """For each time, the first lesson row at or after it and how far ahead it is (_NO_GAP: none)."""
+    after = np.searchsorted(sorted_times, times, side="left")
+    exists = after < len(sorted_times)
+    return after, np.where(exists, sorted_times[after.clip(max=len(sorted_times) - 1)] - times, _NO_GAP)
 
 
 def _merge(responses: pd.DataFrame, sessions: pd.DataFrame, chosen: np.ndarray) -> pd.DataFrame:
