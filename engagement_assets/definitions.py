@@ -10,6 +10,7 @@ from engagement_assets.automation.sensors import SENSORS
 from engagement_assets.features.assets import phase_features, phase_level_engagement
 from engagement_assets.ingestion.assets import cleaned_telemetry, telemetry_drop
 from engagement_assets.matching.assets import learner_sessions, merged_responses
+from engagement_assets.platform.executors import executor_for
 from engagement_assets.platform.resources import build_resources
 from engagement_assets.responses.assets import user_responses
 from engagement_assets.settings import Settings
@@ -28,7 +29,12 @@ ASSETS = [
 
 
 def build_definitions(settings: Settings) -> dg.Definitions:
-    return dg.Definitions(assets=ASSETS, sensors=SENSORS, resources=build_resources(settings))
+    return dg.Definitions(
+        assets=ASSETS,
+        sensors=SENSORS,
+        resources=build_resources(settings),
+        executor=executor_for(settings.executor),
+    )
 
 
 defs = build_definitions(Settings.from_env())

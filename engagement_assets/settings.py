@@ -16,6 +16,9 @@ DEFAULT_AUDIO_SOURCE_URL = "./data/landing/audio/all-prod-storage"
 MATCH_STRATEGIES = ("nearest", "session_forward")
 ANALYZERS = ("auto", "gemini", "local", "import")
 AUDIO_RETENTION = ("keep", "purge_after_analysis")
+# How a run executes its steps: in subprocesses (laptop default), in the run's own process (Celery run
+# workers: the worker slot is the unit of parallelism), as Celery tasks, or as Kubernetes jobs.
+EXECUTORS = ("multiprocess", "in_process", "celery", "k8s")
 DEFAULT_GEMINI_MODEL = "gemini-2.5-flash-lite"
 # A conservative default that fits the free tier; paid projects raise it (limits are per project).
 DEFAULT_GEMINI_RPM = 60
@@ -37,11 +40,13 @@ class Settings:
     gemini_rpm: int = DEFAULT_GEMINI_RPM
     gemini_concurrency: int = DEFAULT_GEMINI_CONCURRENCY
     gemini_max_usd_per_run: float | None = None
+    executor: str = "multiprocess"
 
     def __post_init__(self) -> None:
         _check_choice("ENGAGEMENT_MATCH_STRATEGY", self.match_strategy, MATCH_STRATEGIES)
         _check_choice("ENGAGEMENT_ANALYZER", self.analyzer, ANALYZERS)
         _check_choice("ENGAGEMENT_AUDIO_RETENTION", self.audio_retention, AUDIO_RETENTION)
+        _check_choice("ENGAGEMENT_EXECUTOR", self.executor, EXECUTORS)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -70,6 +75,7 @@ class Settings:
             gemini_max_usd_per_run=_number(
                 "GEMINI_MAX_USD_PER_RUN", get("GEMINI_MAX_USD_PER_RUN", None), float, None
             ),
+            executor=get("ENGAGEMENT_EXECUTOR", "multiprocess"),
         )
 
     @property

@@ -237,8 +237,15 @@ query Backfill($id: String!) {
 class DagsterServer:
     """One `dagster dev` process group with its own instance folder; use as a context manager."""
 
-    def __init__(self, home: Path, env: Mapping[str, str], startup_timeout: float = 120.0):
+    def __init__(
+        self,
+        home: Path,
+        env: Mapping[str, str],
+        startup_timeout: float = 120.0,
+        instance_config: Path = REPO_ROOT / "dagster.yaml",
+    ):
         self.home = home
+        self.instance_config = instance_config
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log_path = home / "server.log"
@@ -253,8 +260,8 @@ class DagsterServer:
 
     def __enter__(self) -> DagsterServer:
         self.home.mkdir(parents=True, exist_ok=True)
-        # The repository's instance configuration, unchanged: relative paths resolve in `home`.
-        shutil.copy(REPO_ROOT / "dagster.yaml", self.home / "dagster.yaml")
+        # The instance configuration (the repository's by default), unchanged: relative paths resolve in `home`.
+        shutil.copy(self.instance_config, self.home / "dagster.yaml")
         self._log_file = open(self.log_path, "wb")  # closed in stop()
         command = [
             sys.executable,

@@ -1,0 +1,247 @@
+"""PRODUCTION PATH, for real: the shipped production instance profile (PostgreSQL storage, queued runs with
+tag limits, pools, the Celery run launcher on Redis, run monitoring) with two `engagement-worker`
+processes, `dagster dev` for the webserver, daemon and sensors, driven only through GraphQL.
+
+1. Dropped golden telemetry flows through every asset to the golden values, with runs on both workers.
+2. A backfill of one run per learner runs several runs at once against one PostgreSQL instance, with no
+   "database is locked" anywhere.
+3. A worker process killed in the middle of the Gemini analysis (fake Gemini server, real SDK): the daemon
+   notices, resumes the run on a worker, the step runs again, and every response has exactly one analysis.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import time
+
+import pandas as pd
+import pytest
+
+from engagement_assets.storage.store import open_store
+from engagement_assets_tests.deploy.conftest import WORKERS, ProductionDeployment, production_deployment
+from engagement_assets_tests.e2e.test_end_to_end import (
+    assert_golden_outputs,
+    assert_launched_automatically_and_fresh,
+    drop_file,
+    pipeline_environment,
+    run_tags,
+    wait_for_pipeline,
+)
+from engagement_assets_tests.fake_gemini import FakeGemini
+from engagement_assets_tests.ingestion.test_golden_ingestion import DROPS, expected_learners
+from engagement_assets_tests.pipeline import stored_frame
+
+pytestmark = [pytest.mark.e2e, pytest.mark.usefixtures("production_services")]
+
+TASK_ID_TAG = "dagster-celery/task_id"
+
+_RUN_TIMES = """
+query RunTimes($tags: [ExecutionTag!]) {
+  runsOrError(filter: {tags: $tags}, limit: 500) {
+    ... on Runs { results { runId status startTime endTime tags { key value } } }
+  }
+}
+"""
+
+_RUN_MESSAGES = """
+query RunMessages($runId: ID!) {
+  logsForRun(runId: $runId, limit: 5000) {
+    ... on EventConnection { events { __typename ... on MessageEvent { message } } }
+  }
+}
+"""
+
+
+def land_golden_telemetry(golden, landing) -> None:
+    for drop in DROPS:
+        drop_file(golden / "landing" / "telemetry" / drop, landing / "telemetry")
+
+
+def local_landing(root, golden):
+    landing, warehouse = root / "landing", root / "warehouse"
+    (landing / "telemetry").mkdir(parents=True)
+    shutil.copytree(golden / "landing" / "sessions", landing / "sessions")
+    shutil.copytree(golden / "landing" / "audio", landing / "audio")
+    return landing, warehouse
+
+
+@pytest.fixture(scope="module")
+def pipeline_cluster(tmp_path_factory, golden, s3_endpoint, production_services):
+    """Local folders, the imported golden analysis, two workers with two slots each, one learner per
+    backfill run (so a backfill is many runs at once)."""
+    root = tmp_path_factory.mktemp("celery_pipeline")
+    landing, warehouse = local_landing(root, golden)
+    env = {
+        **pipeline_environment(
+            str(warehouse), str(landing), str(landing / "audio" / "all-prod-storage"), golden
+        ),
+        "ENGAGEMENT_LEARNERS_PER_RUN": "1",
+    }
+    with production_deployment(root, env, s3_endpoint, concurrency=2) as deployment:
+        land_golden_telemetry(golden, landing)
+        deployment.store = open_store(warehouse)
+        yield deployment
+
+
+@pytest.fixture(scope="module")
+def fake_gemini():
+    # Slow enough answers that the analysis of the golden clips lasts a while: there is a run to kill.
+    with FakeGemini(rpm=100_000, latency_seconds=0.4) as fake:
+        yield fake
+
+
+@pytest.fixture(scope="module")
+def gemini_cluster(tmp_path_factory, golden, s3_endpoint, fake_gemini, production_services):
+    root = tmp_path_factory.mktemp("celery_gemini")
+    landing, warehouse = local_landing(root, golden)
+    env = {
+        **pipeline_environment(
+            str(warehouse), str(landing), str(landing / "audio" / "all-prod-storage"), golden
+        ),
+        "ENGAGEMENT_ANALYZER": "gemini",
+        "GEMINI_API_KEY": "test-key",
+        "GEMINI_BASE_URL": fake_gemini.url,
+        "GEMINI_CONCURRENCY": "2",
+        "GEMINI_RPM": "100000",
+        "NO_PROXY": "127.0.0.1,localhost",
+    }
+    with production_deployment(root, env, s3_endpoint) as deployment:
+        land_golden_telemetry(golden, landing)
+        deployment.store = open_store(warehouse)
+        yield deployment
+
+
+@pytest.fixture(scope="module", autouse=True)
+def clusters_side_by_side(request):
+    """Both deployments start before either test waits: they mostly wait on daemon ticks."""
+    used = {
+        name
+        for item in request.session.items
+        if item.module is request.module
+        for name in getattr(item, "fixturenames", ())
+    }
+    for name in ("pipeline_cluster", "gemini_cluster"):
+        if name in used:
+            request.getfixturevalue(name)
+
+
+def runs_with_tag(deployment: ProductionDeployment, key: str, value: str) -> list[dict]:
+    data = deployment.server.graphql(_RUN_TIMES, {"tags": [{"key": key, "value": value}]})
+    return data["runsOrError"]["results"]
+
+
+def run_messages(deployment: ProductionDeployment, run_id: str) -> list[str]:
+    data = deployment.server.graphql(_RUN_MESSAGES, {"runId": run_id})["logsForRun"]
+    return [event.get("message") or "" for event in data["events"]]
+
+
+def most_at_once(runs: list[dict]) -> int:
+    edges = sorted(
+        [(run["startTime"], 1) for run in runs] + [(run["endTime"], -1) for run in runs],
+        key=lambda edge: (edge[0], edge[1]),
+    )
+    busy = peak = 0
+    for _, change in edges:
+        busy += change
+        peak = max(peak, busy)
+    return peak
+
+
+def every_log(deployment: ProductionDeployment) -> str:
+    paths = [deployment.server.log_path, *(deployment.workers.log(name) for name in WORKERS)]
+    return "\n".join(path.read_text(errors="replace") for path in paths)
+
+
+def test_the_pipeline_runs_on_two_celery_workers_to_the_golden_values(pipeline_cluster, golden):
+    deployment = pipeline_cluster
+    learners = expected_learners(golden)
+    settled = wait_for_pipeline(deployment.server, learners)
+
+    assert_launched_automatically_and_fresh(settled, learners)
+    assert_golden_outputs(deployment.store, golden, learners)
+    # Every run went through Celery, and both workers took runs.
+    tasks = {run_tags(run).get(TASK_ID_TAG) for run in settled.runs}
+    assert None not in tasks, "a run was launched without the Celery run launcher"
+    received = deployment.workers.tasks_received()
+    assert tasks <= set().union(*received.values()), (tasks, received)
+    assert all(received[name] & tasks for name in WORKERS), f"runs per worker: {received}"
+
+
+def test_a_backfill_runs_several_runs_at_once_on_one_postgres_instance(pipeline_cluster, golden):
+    deployment = pipeline_cluster
+    learners = expected_learners(golden)
+    wait_for_pipeline(deployment.server, learners)
+    server = deployment.server
+
+    backfill_id = server.launch_backfill(["merged_responses", "phase_features"], learners, "concurrent runs")
+    backfill = server.wait_for_backfill(backfill_id, timeout=300)
+
+    runs = runs_with_tag(deployment, "dagster/backfill", backfill_id)
+    assert backfill["status"] == "COMPLETED_SUCCESS"
+    assert len(runs) == 2 * len(learners), "one run per learner and asset"
+    assert {run["status"] for run in runs} == {"SUCCESS"}
+    assert most_at_once(runs) >= 2, "the runs should overlap"
+    # The shipped profile lets one backfill hold at most 3 of the 4 run slots.
+    assert most_at_once(runs) <= 3
+    assert "database is locked" not in every_log(deployment)
+    assert_golden_outputs(deployment.store, golden, learners, ("merged_responses", "phase_features"))
+
+
+def test_a_worker_killed_mid_run_is_resumed_with_nothing_lost_or_duplicated(
+    gemini_cluster, fake_gemini, golden
+):
+    deployment = gemini_cluster
+    server, workers = deployment.server, deployment.workers
+    learners = expected_learners(golden)
+
+    # Wait until an analysis run has paid for a few answers, then kill the process executing it.
+    victim: dict = {}
+
+    def analysis_under_way() -> tuple[bool, str]:
+        snapshot = server.snapshot()
+        server.raise_on_failures(snapshot)
+        for run in snapshot.active_runs():
+            assets = {key["path"][-1] for key in run.get("assetSelection") or []}
+            if run["status"] == "STARTED" and "audio_analysis" in assets and len(fake_gemini.requests) >= 5:
+                victim.update(run)
+                return True, run["runId"]
+        return False, f"{len(fake_gemini.requests)} Gemini requests\n{snapshot.describe()}"
+
+    server.poll("an audio_analysis run under way", analysis_under_way, timeout=300, every=0.5)
+    run_id = victim["runId"]
+    task_id = run_tags(victim)[TASK_ID_TAG]
+    worker, pid = workers.pool_process_of(task_id)
+    requests_before_kill = len(fake_gemini.requests)
+    os.kill(pid, signal.SIGKILL)
+    killed_at = time.monotonic()
+
+    settled = wait_for_pipeline(server, learners)
+
+    # The same run finished, after the daemon resumed it on a worker.
+    run = next(run for run in settled.runs if run["runId"] == run_id)
+    assert run["status"] == "SUCCESS"
+    messages = run_messages(deployment, run_id)
+    assert any("Resuming run" in message for message in messages), messages[-20:]
+    assert f"pid:{pid} exited with 'signal 9 (SIGKILL)'" in workers.log(worker).read_text()
+    print(
+        f"killed {worker} pid {pid} after {requests_before_kill} requests; settled {time.monotonic() - killed_at:.0f}s later"
+    )
+
+    # Nothing lost or duplicated: each learner's analysis has exactly one row per response, all answered.
+    for learner in learners:
+        responses = stored_frame(deployment.store, f"user_responses/{learner}.parquet")
+        analysis = stored_frame(deployment.store, f"audio_analysis/{learner}.parquet")
+        keys = ["event_mid", "event_ets"]
+        assert not analysis.duplicated(keys).any()
+        assert len(analysis) == len(responses)
+        merged = responses[keys].merge(analysis[keys], on=keys, how="outer", indicator=True)
+        assert (merged["_merge"] == "both").all()
+        assert "failed" not in set(analysis["status"].astype(str)), analysis["status"].value_counts()
+    # The killed attempt wrote no materialization of its own: one per partition in that run.
+    in_run = [event.partition for event in settled.materializations if event.run_id == run_id]
+    assert len(in_run) == len(set(in_run)), in_run
+    # And no clip was paid for more than twice (once before the kill, once after).
+    paid = pd.Series([request.audio_sha256 for request in fake_gemini.requests]).value_counts()
+    assert paid.max() <= 2, paid.head()
