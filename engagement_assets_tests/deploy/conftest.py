@@ -43,7 +43,8 @@ def production_deployment(
     root: Path, pipeline_env: Mapping[str, str], s3_endpoint: str, concurrency: int = 1
 ) -> Iterator[ProductionDeployment]:
     """Runs on two workers with `concurrency` slots each; the queue admits as many runs as there are slots.
-    The daemon checks worker health every 2 s (30 s in the shipped profile) so tests see resumes quickly."""
+    The daemon checks worker health and frees a dead run's pool slots every 2 s (30 s in the shipped profile),
+    so tests see retries quickly."""
     aws = {
         "AWS_ENDPOINT_URL": s3_endpoint,
         "AWS_ACCESS_KEY_ID": "testing",
@@ -58,7 +59,7 @@ def production_deployment(
     config = production_instance(
         root / "dagster.production.yaml",
         {
-            "run_monitoring": {"poll_interval_seconds": 2},
+            "run_monitoring": {"poll_interval_seconds": 2, "free_slots_after_run_end_seconds": 2},
             "concurrency": {"runs": {"max_concurrent_runs": len(WORKERS) * concurrency}},
         },
     )

@@ -6,7 +6,8 @@ processes, `dagster dev` for the webserver, daemon and sensors, driven only thro
 2. A backfill of one run per learner runs several runs at once against one PostgreSQL instance, with no
    "database is locked" anywhere.
 3. A worker process killed in the middle of the Gemini analysis (fake Gemini server, real SDK): the daemon
-   notices, resumes the run on a worker, the step runs again, and every response has exactly one analysis.
+   notices and fails the run, a run retry re-executes it from the failure on a worker, and every response
+   ends up with exactly one analysis; nothing that finished before the kill runs twice.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import os
 import shutil
 import signal
 import time
+from collections import Counter
 
 import pandas as pd
 import pytest
@@ -22,9 +24,11 @@ import pytest
 from engagement_assets.storage.store import open_store
 from engagement_assets_tests.deploy.conftest import WORKERS, ProductionDeployment, production_deployment
 from engagement_assets_tests.e2e.test_end_to_end import (
+    SETTLE_TIMEOUT,
     assert_golden_outputs,
     assert_launched_automatically_and_fresh,
     drop_file,
+    expected_materializations,
     pipeline_environment,
     run_tags,
     wait_for_pipeline,
@@ -108,7 +112,8 @@ def gemini_cluster(tmp_path_factory, golden, s3_endpoint, fake_gemini, productio
         "NO_PROXY": "127.0.0.1,localhost",
     }
     with production_deployment(root, env, s3_endpoint) as deployment:
-        land_golden_telemetry(golden, landing)
+        # The test lands the telemetry itself, so the analysis cannot finish before it watches.
+        deployment.landing = landing
         deployment.store = open_store(warehouse)
         yield deployment
 
@@ -180,7 +185,7 @@ def test_a_backfill_runs_several_runs_at_once_on_one_postgres_instance(pipeline_
 
     runs = runs_with_tag(deployment, "dagster/backfill", backfill_id)
     assert backfill["status"] == "COMPLETED_SUCCESS"
-    assert len(runs) == 2 * len(learners), "one run per learner and asset"
+    assert len(runs) == len(learners), "one run per learner (both assets in it)"
     assert {run["status"] for run in runs} == {"SUCCESS"}
     assert most_at_once(runs) >= 2, "the runs should overlap"
     # The shipped profile lets one backfill hold at most 3 of the 4 run slots.
@@ -189,12 +194,13 @@ def test_a_backfill_runs_several_runs_at_once_on_one_postgres_instance(pipeline_
     assert_golden_outputs(deployment.store, golden, learners, ("merged_responses", "phase_features"))
 
 
-def test_a_worker_killed_mid_run_is_resumed_with_nothing_lost_or_duplicated(
+def test_a_worker_killed_mid_run_is_retried_with_nothing_lost_or_duplicated(
     gemini_cluster, fake_gemini, golden
 ):
     deployment = gemini_cluster
     server, workers = deployment.server, deployment.workers
     learners = expected_learners(golden)
+    land_golden_telemetry(golden, deployment.landing)
 
     # Wait until an analysis run has paid for a few answers, then kill the process executing it.
     victim: dict = {}
@@ -217,16 +223,41 @@ def test_a_worker_killed_mid_run_is_resumed_with_nothing_lost_or_duplicated(
     os.kill(pid, signal.SIGKILL)
     killed_at = time.monotonic()
 
-    settled = wait_for_pipeline(server, learners)
-
-    # The same run finished, after the daemon resumed it on a worker.
-    run = next(run for run in settled.runs if run["runId"] == run_id)
-    assert run["status"] == "SUCCESS"
-    messages = run_messages(deployment, run_id)
-    assert any("Resuming run" in message for message in messages), messages[-20:]
-    assert f"pid:{pid} exited with 'signal 9 (SIGKILL)'" in workers.log(worker).read_text()
+    settled = server.wait_until_settled(
+        expected_materializations(learners),
+        last="phase_level_engagement",
+        after=("phase_features",),
+        timeout=SETTLE_TIMEOUT,
+        tolerated={run_id},
+    )
     print(
         f"killed {worker} pid {pid} after {requests_before_kill} requests; settled {time.monotonic() - killed_at:.0f}s later"
+    )
+
+    # The daemon saw the dead worker and failed the run; a retry re-executed it from the failure.
+    assert f"pid:{pid} exited with 'signal 9 (SIGKILL)'" in workers.log(worker).read_text()
+    killed = next(run for run in settled.runs if run["runId"] == run_id)
+    assert killed["status"] == "FAILURE"
+    assert any(
+        "Marking run" in message and "as failed" in message for message in run_messages(deployment, run_id)
+    )
+    retries = [run for run in settled.runs if run_tags(run).get("dagster/parent_run_id") == run_id]
+    assert [run["status"] for run in retries] == ["SUCCESS"], settled.describe()
+    retry_id = retries[0]["runId"]
+    assert run_tags(retries[0]).get(TASK_ID_TAG), "the retry ran on a Celery worker too"
+
+    # Each (asset, learner) of the killed run was materialized exactly once across it and its retry: what
+    # finished before the kill is kept, the interrupted step ran again.
+    written = Counter(
+        (event.asset, event.partition)
+        for event in settled.materializations
+        if event.run_id in (run_id, retry_id)
+    )
+    assert written == {
+        (asset, learner): 1 for asset in ("response_audio", "audio_analysis") for learner in learners
+    }
+    assert any(
+        event.asset == "audio_analysis" and event.run_id == retry_id for event in settled.materializations
     )
 
     # Nothing lost or duplicated: each learner's analysis has exactly one row per response, all answered.
@@ -239,9 +270,6 @@ def test_a_worker_killed_mid_run_is_resumed_with_nothing_lost_or_duplicated(
         merged = responses[keys].merge(analysis[keys], on=keys, how="outer", indicator=True)
         assert (merged["_merge"] == "both").all()
         assert "failed" not in set(analysis["status"].astype(str)), analysis["status"].value_counts()
-    # The killed attempt wrote no materialization of its own: one per partition in that run.
-    in_run = [event.partition for event in settled.materializations if event.run_id == run_id]
-    assert len(in_run) == len(set(in_run)), in_run
     # And no clip was paid for more than twice (once before the kill, once after).
     paid = pd.Series([request.audio_sha256 for request in fake_gemini.requests]).value_counts()
     assert paid.max() <= 2, paid.head()
