@@ -30,6 +30,8 @@ from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
 
+import yaml
+
 BENCH_DIR = Path(__file__).resolve().parent
 REPO_ROOT = BENCH_DIR.parent
 RESULTS = BENCH_DIR / "results"
@@ -51,7 +53,7 @@ from engagement_assets_tests.e2e.server import DagsterServer  # noqa: E402
 def production_config(root: Path, slots: int) -> Path:
     """The shipped profile with the queue and the per-backfill limit sized to the worker slots, and local
     compute logs (no S3 here)."""
-    return production_instance(
+    path = production_instance(
         root / f"dagster.production.{slots}.yaml",
         {
             "concurrency": {
@@ -66,13 +68,16 @@ def production_config(root: Path, slots: int) -> Path:
                     ],
                 }
             },
-            "compute_logs": {
-                "module": "dagster._core.storage.local_compute_log_manager",
-                "class": "LocalComputeLogManager",
-                "config": {"base_dir": str(root / "compute_logs")},
-            },
         },
     )
+    config = yaml.safe_load(path.read_text())
+    config["compute_logs"] = {
+        "module": "dagster._core.storage.local_compute_log_manager",
+        "class": "LocalComputeLogManager",
+        "config": {"base_dir": str(root / "compute_logs")},
+    }
+    path.write_text(yaml.safe_dump(config, sort_keys=False))
+    return path
 
 
 def run_on_workers(
@@ -100,13 +105,20 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=11)
     parser.add_argument("--timeout", type=float, default=1800)
     parser.add_argument("--output", type=Path, default=RESULTS / "workers")
+    parser.add_argument("--keep", action="store_true", help="keep the scratch folder (logs, instance homes)")
     args = parser.parse_args()
     for service, problem in (("PostgreSQL", postgres_problem()), ("Redis", redis_problem())):
         if problem:
             sys.exit(f"{service} is not reachable on 127.0.0.1: {problem}")
 
     results: dict[str, dict] = {}
-    with tempfile.TemporaryDirectory(prefix="bench_workers_") as scratch, fresh_database() as database:
+    scratch_folder = (
+        contextlib.nullcontext(tempfile.mkdtemp(prefix="bench_workers_"))
+        if args.keep
+        else tempfile.TemporaryDirectory(prefix="bench_workers_")
+    )
+    with scratch_folder as scratch, fresh_database() as database:
+        print(f"scratch folder: {scratch}", flush=True)
         root = Path(scratch)
         landing, warehouse = root / "landing", root / "warehouse"
         (landing / "telemetry").mkdir(parents=True)

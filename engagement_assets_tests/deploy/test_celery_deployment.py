@@ -15,6 +15,8 @@ from __future__ import annotations
 import os
 import shutil
 import signal
+import subprocess
+import sys
 import time
 from collections import Counter
 
@@ -23,6 +25,7 @@ import pytest
 
 from engagement_assets.storage.store import open_store
 from engagement_assets_tests.deploy.conftest import WORKERS, ProductionDeployment, production_deployment
+from engagement_assets_tests.e2e.server import server_environment, start_side_by_side
 from engagement_assets_tests.e2e.test_end_to_end import (
     SETTLE_TIMEOUT,
     assert_golden_outputs,
@@ -120,16 +123,7 @@ def gemini_cluster(tmp_path_factory, golden, s3_endpoint, fake_gemini, productio
 
 @pytest.fixture(scope="module", autouse=True)
 def clusters_side_by_side(request):
-    """Both deployments start before either test waits: they mostly wait on daemon ticks."""
-    used = {
-        name
-        for item in request.session.items
-        if item.module is request.module
-        for name in getattr(item, "fixturenames", ())
-    }
-    for name in ("pipeline_cluster", "gemini_cluster"):
-        if name in used:
-            request.getfixturevalue(name)
+    start_side_by_side(request, ("pipeline_cluster", "gemini_cluster"))
 
 
 def runs_with_tag(deployment: ProductionDeployment, key: str, value: str) -> list[dict]:
@@ -191,6 +185,33 @@ def test_a_backfill_runs_several_runs_at_once_on_one_postgres_instance(pipeline_
     # The shipped profile lets one backfill hold at most 3 of the 4 run slots.
     assert most_at_once(runs) <= 3
     assert "database is locked" not in every_log(deployment)
+    assert_golden_outputs(deployment.store, golden, learners, ("merged_responses", "phase_features"))
+
+
+def test_with_the_celery_executor_each_step_runs_on_the_workers(pipeline_cluster, golden, tmp_path):
+    """The other Celery mode: a run executing where it was started (here the CLI), its steps sent to the
+    workers as tasks (ENGAGEMENT_EXECUTOR=celery), on the same instance."""
+    deployment = pipeline_cluster
+    learners = expected_learners(golden)
+    wait_for_pipeline(deployment.server, learners)
+    known = {run["runId"] for run in deployment.server.snapshot().runs}
+    before = {name: set(tasks) for name, tasks in deployment.workers.tasks_received().items()}
+
+    env = server_environment(
+        {**deployment.env, "DAGSTER_HOME": str(deployment.server.home), "ENGAGEMENT_EXECUTOR": "celery"}
+    )
+    command = [sys.executable, "-m", "dagster", "asset", "materialize", "-m", "engagement_assets.definitions"]
+    command += ["--select", "merged_responses,phase_features", "--partition", learners[0]]
+    finished = subprocess.run(command, env=env, cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert finished.returncode == 0, finished.stdout[-3000:] + finished.stderr[-3000:]
+
+    (run,) = [run for run in deployment.server.snapshot().runs if run["runId"] not in known]
+    assert run["status"] == "SUCCESS"
+    messages = run_messages(deployment, run["runId"])
+    for step in ("merged_responses", "phase_features"):
+        assert any(message == f"Executing steps {step} in celery worker" for message in messages), messages
+    after = deployment.workers.tasks_received()
+    assert sum(len(after[name] - before[name]) for name in WORKERS) == 2, "one Celery task per step"
     assert_golden_outputs(deployment.store, golden, learners, ("merged_responses", "phase_features"))
 
 

@@ -26,7 +26,7 @@ import pytest
 from engagement_assets.features.phases import FEATURE_COLUMNS
 from engagement_assets.storage.store import Store, open_store
 from engagement_assets_tests.conftest import upload_folder
-from engagement_assets_tests.e2e.server import DagsterServer, Snapshot
+from engagement_assets_tests.e2e.server import DagsterServer, Snapshot, start_side_by_side
 from engagement_assets_tests.ingestion.test_golden_ingestion import DROPS, expected_learners
 from engagement_assets_tests.pipeline import assert_values_equal, stored_frame
 
@@ -219,18 +219,7 @@ def s3_deployment(tmp_path_factory, golden, s3_settings):
 
 @pytest.fixture(scope="module", autouse=True)
 def deployments_side_by_side(request):
-    """Start every deployment this module's selected tests use before any test waits: they spend most of
-    their time waiting for daemon ticks (the backfill loop runs every 30 s), so side by side they take
-    little longer than one."""
-    used = {
-        name
-        for item in request.session.items
-        if item.module is request.module
-        for name in getattr(item, "fixturenames", ())
-    }
-    for name in ("local_deployment", "s3_deployment"):
-        if name in used:
-            request.getfixturevalue(name)
+    start_side_by_side(request, ("local_deployment", "s3_deployment"))
 
 
 def test_dropped_telemetry_flows_through_every_asset_to_the_golden_values(local_deployment, golden):
