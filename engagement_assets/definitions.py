@@ -7,6 +7,9 @@ import dagster as dg
 from engagement_assets.analysis.assets import audio_analysis
 from engagement_assets.audio.assets import response_audio
 from engagement_assets.automation.sensors import SENSORS
+from engagement_assets.conversations import assets as conversation_group
+from engagement_assets.conversations.resources import conversation_resources
+from engagement_assets.conversations.settings import ConversationSettings
 from engagement_assets.features.assets import phase_features, phase_level_engagement
 from engagement_assets.ingestion.assets import cleaned_telemetry, telemetry_drop
 from engagement_assets.matching.assets import learner_sessions, merged_responses
@@ -28,13 +31,19 @@ ASSETS = [
 ]
 
 
-def build_definitions(settings: Settings) -> dg.Definitions:
+def build_definitions(
+    settings: Settings, conversations: ConversationSettings | None = None
+) -> dg.Definitions:
+    conversations = conversations or ConversationSettings()
     return dg.Definitions(
-        assets=ASSETS,
-        sensors=SENSORS,
-        resources=build_resources(settings),
+        assets=[*ASSETS, *conversation_group.ASSETS],
+        sensors=[*SENSORS, *conversation_group.SENSORS],
+        resources={
+            **build_resources(settings),
+            **conversation_resources(conversations, settings.storage_url),
+        },
         executor=executor_for(settings.executor),
     )
 
 
-defs = build_definitions(Settings.from_env())
+defs = build_definitions(Settings.from_env(), ConversationSettings.from_env())

@@ -16,6 +16,7 @@ import dagster as dg
 
 from engagement_assets.analysis.assets import audio_analysis
 from engagement_assets.audio.assets import response_audio
+from engagement_assets.conversations.demo import run_conversation_demo
 from engagement_assets.definitions import ASSETS
 from engagement_assets.features.assets import phase_features, phase_level_engagement
 from engagement_assets.ingestion.assets import cleaned_telemetry, landed_drops
@@ -42,6 +43,9 @@ OUTPUTS = (
     ("all-learner export", "exports/phase_level_engagement_full.csv"),
     ("HTML report", "reports/phase_level_engagement.html"),
     ("quarantined records", "quarantine/"),
+    ("conversations (daily)", "conversations/year="),
+    ("learner conversation analytics", "user_analytics.parquet"),
+    ("conversation reports", "analytics_reports.parquet"),
 )
 
 
@@ -51,6 +55,9 @@ def main(argv: list[str] | None = None) -> int:
         "--learners", type=int, default=SAMPLE_LEARNERS, help="learners in generated sample data"
     )
     parser.add_argument("--seed", type=int, default=SAMPLE_SEED, help="seed of the generated sample data")
+    parser.add_argument(
+        "--skip-conversations", action="store_true", help="do not run the conversation-analytics group"
+    )
     args = parser.parse_args(argv)
 
     home = _dagster_home()
@@ -78,6 +85,8 @@ def main(argv: list[str] | None = None) -> int:
         if learners:
             result = materialize_partition(ASSETS, phase_level_engagement, None, instance, resources)
             _check(result, "phase_level_engagement")
+        if not args.skip_conversations:
+            run_conversation_demo(instance, settings.storage_url, seed=args.seed)
 
     _report(settings, home, drops, learners)
     return 0

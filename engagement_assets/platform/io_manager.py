@@ -1,7 +1,8 @@
 """The Parquet I/O manager every table asset persists through, on a local folder or S3.
 
 Layout: `<storage>/<asset>/<partition>.parquet`, or a folder `<storage>/<asset>/<partition>/part-*.parquet`
-for assets that stream several parts (`ParquetParts`). Writes are atomic. A run that covers several
+for assets that stream several parts (`ParquetParts`). Day-partitioned assets may ask (asset metadata
+`LAYOUT_METADATA: DAILY_HIVE`) for `<storage>/<asset>/year=YYYY/month=MM/day=DD/` instead. Writes are atomic. A run that covers several
 partitions (a batched backfill) returns `{partition_key: value}` and each partition gets its own file, which
 Dagster's UPathIOManager cannot do (dagster-io/dagster#14332).
 """
@@ -17,11 +18,13 @@ import dagster as dg
 import pandas as pd
 import pyarrow as pa
 
-from engagement_assets.storage.keys import check_partition_key
+from engagement_assets.storage.keys import check_partition_key, daily_hive_folder
 from engagement_assets.storage.parquet import ParquetParts, read_parquet, write_parquet
 from engagement_assets.storage.store import Store, open_store
 
 PARQUET = ".parquet"
+LAYOUT_METADATA = "engagement/partition_layout"
+DAILY_HIVE = "daily_hive"
 
 
 class ParquetIOManager(dg.ConfigurableIOManager):
@@ -33,21 +36,27 @@ class ParquetIOManager(dg.ConfigurableIOManager):
         if obj is None:
             return
         store = open_store(self.storage_url)
+        layout = (context.definition_metadata or {}).get(LAYOUT_METADATA)
         values = _values_by_partition(context, obj)
         for partition, value in values.items():
-            _write(store, _base_key(context.asset_key, partition), value)
+            _write(store, _base_key(context.asset_key, partition, layout), value)
         partition, value = next(iter(values.items()))
         suffix = "/" if isinstance(value, ParquetParts) else PARQUET
         context.add_output_metadata(
-            {"storage": dg.MetadataValue.path(store.uri(_base_key(context.asset_key, partition) + suffix))}
+            {
+                "storage": dg.MetadataValue.path(
+                    store.uri(_base_key(context.asset_key, partition, layout) + suffix)
+                )
+            }
         )
 
     def load_input(self, context: dg.InputContext):
         store = open_store(self.storage_url)
         if not context.has_asset_partitions:
             return _read(store, _base_key(context.asset_key, None)).to_pandas()
+        layout = (context.upstream_output.definition_metadata or {}).get(LAYOUT_METADATA)
         frames = {
-            key: _read(store, _base_key(context.asset_key, key)).to_pandas()
+            key: _read(store, _base_key(context.asset_key, key, layout)).to_pandas()
             for key in context.asset_partition_keys
         }
         if len(frames) == 1 and not _wants_mapping(context):
@@ -76,10 +85,12 @@ def _values_by_partition(context: dg.OutputContext, obj) -> dict:
     return {keys[0]: obj}
 
 
-def _base_key(asset_key: dg.AssetKey, partition: str | None) -> str:
+def _base_key(asset_key: dg.AssetKey, partition: str | None, layout: str | None = None) -> str:
     base = "/".join(asset_key.path)
     if partition is None:
         return base
+    if layout == DAILY_HIVE:
+        return daily_hive_folder(base, check_partition_key(partition))
     return f"{base}/{check_partition_key(partition)}"
 
 

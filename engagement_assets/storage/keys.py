@@ -50,3 +50,9 @@ def _segment_problem(key, max_length: int = MAX_KEY_LENGTH) -> str | None:
     if len(key) > max_length:
         return f"it is longer than {max_length} characters"
     return None
+
+
+def daily_hive_folder(base: str, day: str) -> str:
+    """`<base>/year=YYYY/month=MM/day=DD` for a day key `YYYY-MM-DD`: the layout query engines prune by."""
+    year, month, day_of_month = day.split("-")
+    return f"{base}/year={year}/month={month}/day={day_of_month}"

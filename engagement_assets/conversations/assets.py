@@ -1,0 +1,301 @@
+"""The conversation-analytics asset group: NocoDB → per-day raw rows → daily analytics tables (Parquet under
+`year=/month=/day=`, and MongoDB when configured) → per-learner analytics and daily/weekly/monthly reports."""
+
+import json
+import os
+from datetime import date
+
+import dagster as dg
+import pandas as pd
+import pyarrow as pa
+
+from engagement_assets.automation.sensors import TICK_SECONDS
+from engagement_assets.conversations import analytics
+from engagement_assets.conversations.categorize import categorize
+from engagement_assets.conversations.collect import load_state, read_raw_day, sync
+from engagement_assets.conversations.layout import day_parts
+from engagement_assets.conversations.records import parse_rows
+from engagement_assets.conversations.resources import ConversationOptions, MongoResource, NocoDBResource
+from engagement_assets.platform.io_manager import DAILY_HIVE, LAYOUT_METADATA
+from engagement_assets.platform.metadata import counts_table, preview
+from engagement_assets.platform.resources import StoreResource
+from engagement_assets.storage.parquet import read_parquet
+
+GROUP = "conversations"
+IO_MANAGER = "conversations_io_manager"
+AFFECTED_DAYS = "affected_days"
+days = dg.DailyPartitionsDefinition(
+    start_date=os.environ.get("CONVERSATIONS_START_DATE", "").strip() or "2024-01-01"
+)
+DAILY = {
+    "partitions_def": days,
+    "deps": ["nocodb_sync"],
+    "group_name": GROUP,
+    "io_manager_key": IO_MANAGER,
+    "metadata": {LAYOUT_METADATA: DAILY_HIVE},
+    "kinds": {"parquet"},
+}
+
+
+@dg.asset(group_name=GROUP, kinds={"nocodb"})
+def nocodb_sync(
+    nocodb: NocoDBResource, conversation_storage: StoreResource, conversation_options: ConversationOptions
+) -> dg.MaterializeResult:
+    """What changed in NocoDB since the last sync: conversations and messages with a new Id or a newer
+    UpdatedAt, merged batch by batch into per-day raw files (the latest version of each row wins). Progress
+    is saved after each batch, so a sync that dies resumes where it stopped."""
+    synced = sync(
+        nocodb.pages(nocodb.client()), conversation_storage.store(), conversation_options.batch_size
+    )
+    changed = sorted(day.isoformat() for day in synced.days)
+    return dg.MaterializeResult(
+        metadata={
+            "conversations": synced.rows["conversations"],
+            "messages": synced.rows["messages"],
+            "batches": synced.batches,
+            "resumed": synced.resumed,
+            "rejected": counts_table(synced.rejected),
+            AFFECTED_DAYS: dg.MetadataValue.json(changed),
+        }
+    )
+
+
+@dg.asset(**DAILY)
+def conversations(
+    context: dg.AssetExecutionContext,
+    conversation_storage: StoreResource,
+    mongo: MongoResource,
+    conversation_options: ConversationOptions,
+):
+    """One row per conversation started that day (UTC): learner, channel, language, status, message counts
+    by side, duration, words, and how fast the tutor answered (first, mean, median seconds)."""
+    store, day = conversation_storage.store(), _day(context)
+    table = analytics.conversation_analytics(_raw(store, "conversations", day), _raw(store, "messages", day))
+    _to_mongo(context, mongo, "conversation_analytics", table)
+    context.add_output_metadata({"rows": len(table), "preview": preview(table)})
+    return day_parts(table, conversation_options.parquet())
+
+
+@dg.asset(**DAILY)
+def messages(
+    context: dg.AssetExecutionContext,
+    conversation_storage: StoreResource,
+    mongo: MongoResource,
+    conversation_options: ConversationOptions,
+):
+    """Every message of the day's conversations, with its position, length, words, whether it has a
+    translation, and for a reply the seconds since the other side's last message."""
+    store, day = conversation_storage.store(), _day(context)
+    raw = _raw(store, "messages", day)
+    table = analytics.message_analytics(raw) if len(raw) else raw
+    _to_mongo(context, mongo, "conversation_messages", table)
+    context.add_output_metadata({"rows": len(table), "by_role": counts_table(_counts(table, "role"), "role")})
+    return day_parts(table, conversation_options.parquet())
+
+
+@dg.asset(**DAILY)
+def translations(
+    context: dg.AssetExecutionContext,
+    conversation_storage: StoreResource,
+    mongo: MongoResource,
+    conversation_options: ConversationOptions,
+):
+    """The day's messages that came with an English translation: original text and language beside it."""
+    raw = _raw(conversation_storage.store(), "messages", _day(context))
+    columns = ["message_id", "conversation_id", "user_id", "language", "text", "translated_text", "sent_at"]
+    table = raw.loc[raw["translated_text"].notna(), columns].reset_index(drop=True)
+    _to_mongo(context, mongo, "conversation_translations", table)
+    context.add_output_metadata(
+        {"rows": len(table), "by_language": counts_table(_counts(table, "language"), "language")}
+    )
+    return day_parts(table, conversation_options.parquet())
+
+
+@dg.asset(**DAILY)
+def categories(
+    context: dg.AssetExecutionContext,
+    conversation_storage: StoreResource,
+    mongo: MongoResource,
+    conversation_options: ConversationOptions,
+):
+    """Topic, intent and sentiment of each of the day's conversations, each with a confidence in [0, 1],
+    from what the learner wrote (the English translation where there is one), by deterministic rules."""
+    raw = _raw(conversation_storage.store(), "messages", _day(context))
+    learner = raw[raw["role"] == "user"].sort_values(["conversation_id", "sent_at", "Id"], kind="stable")
+    words = learner["translated_text"].fillna(learner["text"])
+    rows = [
+        {"conversation_id": conversation_id, **vars(categorize(list(texts)))}
+        for conversation_id, texts in words.groupby(learner["conversation_id"], sort=True)
+    ]
+    table = pd.DataFrame(rows, columns=["conversation_id", *CATEGORY_COLUMNS])
+    _to_mongo(context, mongo, "conversation_categories", table)
+    context.add_output_metadata(
+        {"rows": len(table), "topics": counts_table(_counts(table, "topic"), "topic")}
+    )
+    return day_parts(table, conversation_options.parquet())
+
+
+CATEGORY_COLUMNS = (
+    "topic",
+    "topic_confidence",
+    "intent",
+    "intent_confidence",
+    "sentiment",
+    "sentiment_confidence",
+)
+
+
+@dg.asset(
+    group_name=GROUP,
+    deps=[conversations, categories],
+    io_manager_key=IO_MANAGER,
+    automation_condition=dg.AutomationCondition.eager(),
+    kinds={"parquet"},
+)
+def user_analytics(
+    context: dg.AssetExecutionContext, conversation_storage: StoreResource, mongo: MongoResource
+):
+    """One row per learner over every stored day: conversations, messages, average duration and response
+    time, first and last seen, active days, languages, their most frequent topic and share of negative ones."""
+    store = conversation_storage.store()
+    table = user_analytics_table(_all_days(store, "conversations"), _all_days(store, "categories"))
+    _to_mongo(context, mongo, "user_analytics", table)
+    context.add_output_metadata({"learners": len(table), "preview": preview(table)})
+    return table
+
+
+def user_analytics_table(conversations_: pd.DataFrame, categories_: pd.DataFrame) -> pd.DataFrame:
+    if conversations_.empty:
+        return pd.DataFrame(columns=["user_id"])
+    return analytics.user_analytics(conversations_, categories_)
+
+
+@dg.asset(
+    group_name=GROUP,
+    deps=[conversations, categories],
+    io_manager_key=IO_MANAGER,
+    automation_condition=dg.AutomationCondition.eager(),
+    kinds={"parquet"},
+)
+def analytics_reports(
+    context: dg.AssetExecutionContext, conversation_storage: StoreResource, mongo: MongoResource
+):
+    """Daily, weekly (Monday to Sunday) and monthly aggregates built from the daily tables: conversations,
+    messages, learners, average duration and response time, top topic, positive and negative shares."""
+    store = conversation_storage.store()
+    conversations_, categories_ = _all_days(store, "conversations"), _all_days(store, "categories")
+    if conversations_.empty:
+        table = pd.DataFrame(columns=["period", "period_start"])
+    else:
+        table = pd.concat(
+            [analytics.report(conversations_, categories_, period) for period in analytics.PERIODS],
+            ignore_index=True,
+        )
+    _to_mongo(context, mongo, "analytics_reports", table)
+    context.add_output_metadata(
+        {"rows": len(table), "by_period": counts_table(_counts(table, "period"), "period")}
+    )
+    return table
+
+
+DAILY_ASSETS = [conversations, messages, translations, categories]
+
+
+@dg.sensor(
+    target=[nocodb_sync, *DAILY_ASSETS],
+    minimum_interval_seconds=TICK_SECONDS,
+    default_status=dg.DefaultSensorStatus.RUNNING,
+)
+def nocodb_sensor(
+    context: dg.SensorEvaluationContext, nocodb: NocoDBResource, conversation_storage: StoreResource
+) -> dg.SensorResult | dg.SkipReason:
+    """Polls NocoDB for conversations or messages new or updated since the last sync and requests a sync;
+    after each sync, requests the daily tables of exactly the days it changed."""
+    if not nocodb.configured:
+        return dg.SkipReason("NocoDB is not configured (NOCODB_BASE_URL, NOCODB_API_TOKEN, ...)")
+    cursor = json.loads(context.cursor or "{}")
+    records = context.instance.fetch_materializations(
+        dg.AssetKey("nocodb_sync"), limit=25, cursor=cursor.get("syncs"), ascending=True
+    )
+    requests = [request for record in records.records for request in _day_requests(context, record)]
+    if records.records:
+        cursor["syncs"] = records.cursor
+    pending = _pending_change(nocodb, conversation_storage)
+    if pending:
+        requests.append(dg.RunRequest(asset_selection=[nocodb_sync.key], run_key=f"sync:{pending}"))
+    return dg.SensorResult(run_requests=requests, cursor=json.dumps(cursor, sort_keys=True))
+
+
+def _day_requests(context: dg.SensorEvaluationContext, record) -> list[dg.RunRequest]:
+    materialization = record.asset_materialization
+    changed = materialization.metadata.get(AFFECTED_DAYS)
+    known = set(days.get_partition_keys())
+    requests = []
+    for day in changed.value if changed else []:
+        if day not in known:
+            context.log.warning(
+                f"conversations of {day} are outside the daily partitions (CONVERSATIONS_START_DATE)"
+            )
+            continue
+        requests.append(
+            dg.RunRequest(
+                partition_key=day,
+                asset_selection=[asset.key for asset in DAILY_ASSETS],
+                run_key=f"day:{record.storage_id}:{day}",
+            )
+        )
+    return requests
+
+
+def _pending_change(nocodb: NocoDBResource, conversation_storage: StoreResource) -> str | None:
+    """A short description of the first change NocoDB holds beyond the committed watermark (it names the
+    sync run, so the same change never starts two), or of an interrupted sync to resume; None if nothing."""
+    state = load_state(conversation_storage.store())
+    if state.get("in_progress"):
+        return "resume:" + json.dumps(state["in_progress"], sort_keys=True)
+    source = nocodb.pages(nocodb.client())
+    for table in ("conversations", "messages"):
+        watermark = state.get(table, {})
+        first_page = next(
+            iter(source(table, watermark.get("last_id"), watermark.get("last_updated"), None)), []
+        )
+        if first_page:
+            newest = max(first_page, key=lambda row: (row.get("UpdatedAt") or "", row["Id"]))
+            return f"{table}:{watermark}:{newest['Id']}:{newest.get('UpdatedAt')}"
+    return None
+
+
+def _day(context: dg.AssetExecutionContext) -> date:
+    return date.fromisoformat(context.partition_key)
+
+
+def _raw(store, table: str, day: date) -> pd.DataFrame:
+    stored = read_raw_day(store, table, day)
+    return parse_rows(table, []).rows if stored is None else stored
+
+
+def _all_days(store, table: str) -> pd.DataFrame:
+    """Every stored day of a daily table. Days are read one by one and their schemas merged: a day whose
+    column is all empty stores it as null-typed."""
+    keys = [f.key for f in store.list_files(f"{table}/year=") if f.key.endswith(".parquet")]
+    if not keys:
+        return pd.DataFrame()
+    days = [read_parquet(store, [key]) for key in keys]
+    return pa.concat_tables(days, promote_options="permissive").to_pandas()
+
+
+def _counts(table: pd.DataFrame, column: str) -> dict[str, int]:
+    return {str(key): int(count) for key, count in table[column].value_counts().items()} if len(table) else {}
+
+
+def _to_mongo(context, mongo: MongoResource, collection: str, table: pd.DataFrame) -> None:
+    with mongo.store() as store:
+        if store is None:
+            context.add_output_metadata({"mongodb": "skipped (MONGODB_URI not set)"})
+            return
+        counts = store.upsert(collection, table.to_dict("records"))
+        context.add_output_metadata({"mongodb": f"{collection}: {counts}"})
+
+
+ASSETS = [nocodb_sync, *DAILY_ASSETS, user_analytics, analytics_reports]
+SENSORS = [nocodb_sensor]

@@ -1,0 +1,43 @@
+"""How a day of a conversation table becomes Parquet: the configured compression and row-group size, split
+into files of about the target size. The platform's I/O manager then commits the parts atomically under
+`<table>/year=YYYY/month=MM/day=DD/`."""
+
+from __future__ import annotations
+
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from engagement_assets.storage.parquet import ParquetParts
+
+
+@dataclass(frozen=True)
+class ParquetOptions:
+    compression: str = "snappy"
+    row_group_size: int = 100_000
+    target_file_size_mb: float = 128.0
+
+
+def day_parts(frame: pd.DataFrame, options: ParquetOptions) -> ParquetParts:
+    """Local Parquet parts of one day; always at least one file, so an empty day is stored as empty."""
+    table = pa.Table.from_pandas(frame, preserve_index=False)
+    parts = ParquetParts(folder=Path(tempfile.mkdtemp(prefix="conversations_")))
+    for piece in _pieces(table, options.target_file_size_mb):
+        path = parts.next_path()
+        pq.write_table(piece, path, compression=options.compression, row_group_size=options.row_group_size)
+        parts.added(path, piece.num_rows)
+    return parts
+
+
+def _pieces(table: pa.Table, target_mb: float) -> list[pa.Table]:
+    """Slices judged by their in-memory size (the Parquet files come out smaller), so no file grows far past
+    the target."""
+    if table.num_rows == 0:
+        return [table]
+    bytes_per_row = max(table.nbytes / table.num_rows, 1.0)
+    rows_per_piece = max(int(target_mb * 1024 * 1024 / bytes_per_row), 1)
+    return [table.slice(start, rows_per_piece) for start in range(0, table.num_rows, rows_per_piece)]

@@ -1,0 +1,92 @@
+"""NocoDB rows as typed tables: the two tables' fields, DateTime strings parsed to UTC, and rows that cannot
+be used set aside with a reason instead of being dropped silently."""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+
+import pandas as pd
+
+CONVERSATION_FIELDS = (
+    "conversation_id",
+    "user_id",
+    "channel",
+    "language",
+    "started_at",
+    "ended_at",
+    "status",
+)
+MESSAGE_FIELDS = (
+    "message_id",
+    "conversation_id",
+    "user_id",
+    "role",
+    "text",
+    "language",
+    "translated_text",
+    "sent_at",
+)
+# NocoDB's system fields: the row id the incremental cursor follows, and its own change times.
+SYSTEM_FIELDS = ("Id", "CreatedAt", "UpdatedAt")
+REQUIRED = {
+    "conversations": ("conversation_id", "started_at"),
+    "messages": ("message_id", "conversation_id", "sent_at"),
+}
+TIMES = {"conversations": ("started_at", "ended_at"), "messages": ("sent_at",)}
+
+
+@dataclass
+class Parsed:
+    rows: pd.DataFrame
+    rejected: pd.DataFrame
+    reasons: Counter = field(default_factory=Counter)
+
+
+def parse_rows(table: str, raw: list[dict]) -> Parsed:
+    """Typed rows of `conversations` or `messages`; rows missing a required field or with an unreadable
+    time go to `rejected` with the reason."""
+    fields = CONVERSATION_FIELDS if table == "conversations" else MESSAGE_FIELDS
+    source = pd.DataFrame(raw, columns=[*SYSTEM_FIELDS, *fields])
+    frame = source.astype({"Id": "Int64"})
+    for column in ("CreatedAt", "UpdatedAt", *TIMES[table]):
+        frame[column] = to_utc(source[column])
+    for column in fields:
+        if column not in TIMES[table]:
+            frame[column] = source[column].astype("string")
+    reason = pd.Series(pd.NA, index=frame.index, dtype="string")
+    for column in REQUIRED[table]:
+        absent = source[column].isna() | (source[column].astype("string").str.strip() == "")
+        unreadable = ~absent & frame[column].isna()
+        reason = reason.mask(reason.isna() & absent, f"missing {column}")
+        reason = reason.mask(reason.isna() & unreadable, f"unreadable {column}")
+    bad = reason.notna()
+    rejected = pd.DataFrame(
+        {
+            "table": table,
+            "Id": frame.loc[bad, "Id"].to_numpy(),
+            "reason": reason[bad].to_numpy(),
+            "row": [repr(row) for row, is_bad in zip(raw, bad, strict=True) if is_bad],
+        }
+    )
+    return Parsed(rows=frame[~bad].reset_index(drop=True), rejected=rejected, reasons=Counter(reason[bad]))
+
+
+def to_utc(values: pd.Series) -> pd.Series:
+    """NocoDB's `YYYY-MM-DD HH:MM:SS+00:00` (or ISO with any offset) as tz-naive UTC; unreadable → NaT,
+    which the required-field check then reports."""
+    return pd.to_datetime(values, utc=True, errors="coerce", format="mixed").dt.tz_localize(None)
+
+
+def latest_versions(frame: pd.DataFrame, key: str) -> pd.DataFrame:
+    """One row per key: the most recently changed version (NocoDB's UpdatedAt, else CreatedAt, then Id)."""
+    changed = frame["UpdatedAt"].fillna(frame["CreatedAt"])
+    ordered = frame.assign(_changed=changed).sort_values(
+        ["_changed", "Id"], na_position="first", kind="stable"
+    )
+    return (
+        ordered.drop_duplicates(key, keep="last")
+        .drop(columns="_changed")
+        .sort_values(key)
+        .reset_index(drop=True)
+    )

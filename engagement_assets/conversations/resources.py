@@ -1,0 +1,137 @@
+"""Resources of the conversation group: the NocoDB client and the optional MongoDB operational store.
+Tokens and URIs with passwords reach them as Dagster `EnvVar`s, so the UI, logs and run configs show only
+the variables' names."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from datetime import datetime
+
+import dagster as dg
+from pydantic import Field
+
+from engagement_assets.conversations.layout import ParquetOptions
+from engagement_assets.conversations.nocodb import NocoDBClient
+from engagement_assets.conversations.settings import ConversationSettings
+from engagement_assets.platform.io_manager import ParquetIOManager
+from engagement_assets.platform.resources import StoreResource
+
+
+class NocoDBResource(dg.ConfigurableResource):
+    """A NocoDB base: where it is, which tables hold conversations and messages, how to page through them."""
+
+    base_url: str | None = None
+    token: str | None = Field(default=None, description="Set from the NOCODB_API_TOKEN environment variable.")
+    project_id: str | None = None
+    conversation_table: str | None = None
+    messages_table: str | None = None
+    api_version: str = "v1"
+    auth_header: str = "xc-token"
+    page_size: int = 100
+    max_retries: int = 3
+    id_field: str = "Id"
+    updated_field: str = "UpdatedAt"
+
+    @property
+    def configured(self) -> bool:
+        return bool(self.base_url and self.token and self.project_id and self.conversation_table)
+
+    def client(self) -> NocoDBClient:
+        if not self.configured:
+            raise dg.Failure(
+                description="NocoDB is not configured: set NOCODB_BASE_URL, NOCODB_API_TOKEN, NOCODB_PROJECT_ID, "
+                "NOCODB_CONVERSATION_TABLE and NOCODB_MESSAGES_TABLE"
+            )
+        return NocoDBClient(
+            self.base_url,
+            self.token,
+            self.project_id,
+            api_version=self.api_version,
+            auth_header=self.auth_header,
+            page_size=self.page_size,
+            max_retries=self.max_retries,
+        )
+
+    def table_id(self, table: str) -> str:
+        return {"conversations": self.conversation_table, "messages": self.messages_table}[table]
+
+    def pages(self, client: NocoDBClient):
+        """The page source `collect.sync` reads: a table's rows new or updated since a watermark."""
+
+        def source(table: str, after_id, updated_after, start_after):
+            return client.iter_pages(
+                self.table_id(table),
+                id_field=self.id_field,
+                after_id=after_id,
+                updated_field=self.updated_field,
+                # The sync's state keeps UTC times as text; the client takes a datetime.
+                updated_after=datetime.fromisoformat(updated_after) if updated_after else None,
+                start_after=start_after,
+            )
+
+        return source
+
+
+class ConversationOptions(dg.ConfigurableResource):
+    """How the group writes: Parquet compression, row-group and file size, rows per NocoDB sync batch."""
+
+    compression: str = "snappy"
+    row_group_size: int = 100_000
+    target_file_size_mb: float = 128.0
+    batch_size: int = 500
+
+    def parquet(self) -> ParquetOptions:
+        return ParquetOptions(self.compression, self.row_group_size, self.target_file_size_mb)
+
+
+class MongoResource(dg.ConfigurableResource):
+    """The operational store; with no MONGODB_URI the assets skip it and say so in their metadata."""
+
+    uri: str | None = Field(default=None, description="Set from the MONGODB_URI environment variable.")
+    database: str = "conversation_analytics"
+
+    @contextlib.contextmanager
+    def store(self) -> Iterator[MongoStore | None]:
+        if not self.uri:
+            yield None
+            return
+        # pymongo is the optional `mongo` extra: only a configured store needs it.
+        from engagement_assets.conversations.mongo_store import MongoStore
+
+        with MongoStore.connect(self.uri, self.database) as store:
+            store.ensure_indexes()
+            yield store
+
+
+def conversation_resources(settings: ConversationSettings, warehouse_url: str) -> dict:
+    """The group's resources: its storage is `s3://S3_BUCKET/S3_PREFIX` when a bucket is set, else a
+    `conversations` area of the platform's warehouse."""
+    storage_url = settings.storage_url or warehouse_url
+    return {
+        "conversations_io_manager": ParquetIOManager(storage_url=storage_url),
+        "conversation_storage": StoreResource(url=storage_url),
+        "conversation_options": ConversationOptions(
+            compression=settings.parquet.compression,
+            row_group_size=settings.parquet.row_group_size,
+            target_file_size_mb=settings.parquet.target_file_size_mb,
+            batch_size=settings.batch_size,
+        ),
+        "nocodb": NocoDBResource(
+            base_url=settings.nocodb_base_url,
+            token=dg.EnvVar("NOCODB_API_TOKEN") if settings.token_set else None,
+            project_id=settings.nocodb_project_id,
+            conversation_table=settings.conversation_table,
+            messages_table=settings.messages_table,
+            api_version=settings.nocodb_api_version,
+            auth_header=settings.nocodb_auth_header,
+            page_size=settings.nocodb_page_size,
+            max_retries=settings.max_retries,
+            id_field=settings.nocodb_id_field,
+            updated_field=settings.nocodb_updated_field,
+        ),
+        "mongo": MongoResource(
+            uri=dg.EnvVar("MONGODB_URI") if settings.mongodb_uri_set else None,
+            database=settings.mongodb_database,
+        ),
+    }

@@ -1,0 +1,235 @@
+"""The conversation group through `dg.materialize` on a real instance: a fake NocoDB over HTTP (the real
+client), the real Parquet I/O manager on a temporary folder or the local S3 server, the pymongo store through
+the MongoDB wire stand-in, and the sensor."""
+
+from __future__ import annotations
+
+import io
+import secrets
+from datetime import date
+
+import dagster as dg
+import pandas as pd
+import pyarrow.parquet as pq
+import pytest
+
+from engagement_assets.conversations import assets as group
+from engagement_assets.conversations.collect import load_state, read_raw_day
+from engagement_assets.conversations.demo import sync_and_build
+from engagement_assets.conversations.fake_nocodb import FakeNocoDB
+from engagement_assets.conversations.resources import conversation_resources
+from engagement_assets.conversations.sample import generate
+from engagement_assets.conversations.settings import ConversationSettings
+from engagement_assets.storage.store import open_store
+from engagement_assets_tests.conversations.fake_mongod import FakeMongod
+
+TOKEN = f"nocodb-{secrets.token_hex(8)}"
+CONVERSATIONS = 40
+SEED = 3
+
+
+@pytest.fixture
+def nocodb():
+    with FakeNocoDB(token=TOKEN) as fake:
+        tables = {name: fake.create_table(name) for name in ("conversations", "messages")}
+        conversation_rows, message_rows = generate(conversations=CONVERSATIONS, days=3, seed=SEED)
+        fake.add_rows(tables["conversations"], conversation_rows)
+        fake.add_rows(tables["messages"], message_rows)
+        fake.tables = tables
+        fake.message_count = len(message_rows)
+        yield fake
+
+
+class Group:
+    """The group's resources for one configuration, and helpers to run it and read what it stored."""
+
+    def __init__(self, instance, env: dict, warehouse: str):
+        self.instance = instance
+        self.settings = ConversationSettings.from_env(env)
+        self.resources = conversation_resources(self.settings, warehouse)
+        self.store = open_store(self.settings.storage_url or warehouse)
+
+    def build(self) -> list[str]:
+        return sync_and_build(self.instance, self.resources)
+
+    def sync(self):
+        return dg.materialize(
+            group.ASSETS,
+            selection=[group.nocodb_sync],
+            instance=self.instance,
+            resources=self.resources,
+            raise_on_error=False,
+        )
+
+    def table(self, name: str) -> pd.DataFrame:
+        keys = [f.key for f in self.store.list_files(f"{name}/") if f.key.endswith(".parquet")]
+        frames = [pq.read_table(io.BytesIO(self.store.read_bytes(key))).to_pandas() for key in keys]
+        return pd.concat(frames, ignore_index=True)
+
+
+@pytest.fixture
+def make_group(nocodb, instance, tmp_path, monkeypatch):
+    monkeypatch.setenv("NOCODB_API_TOKEN", TOKEN)
+
+    def make(**extra: str) -> Group:
+        env = {
+            "NOCODB_BASE_URL": nocodb.url,
+            "NOCODB_API_TOKEN": TOKEN,
+            "NOCODB_PROJECT_ID": nocodb.base_id,
+            "NOCODB_CONVERSATION_TABLE": nocodb.tables["conversations"],
+            "NOCODB_MESSAGES_TABLE": nocodb.tables["messages"],
+            "NOCODB_PAGE_SIZE": "25",
+            "BATCH_SIZE": "30",
+            **extra,
+        }
+        return Group(instance, env, str(tmp_path / "warehouse"))
+
+    return make
+
+
+def test_daily_hive_parquet_on_s3_with_the_configured_compression_and_row_groups(make_group, nocodb, bucket):
+    group_ = make_group(
+        S3_BUCKET=bucket, S3_PREFIX="analytics", PARQUET_COMPRESSION="zstd", PARQUET_ROW_GROUP_SIZE="4"
+    )
+    days = group_.build()
+    assert days and all(date.fromisoformat(day) for day in days)
+
+    parts = [f.key for f in group_.store.list_files("conversations/year=2024/")]
+    assert parts and all(key.endswith("part-00000.parquet") for key in parts)
+    assert {key.split("/day=")[0] for key in parts} == {"conversations/year=2024/month=03"}
+    assert group_.store.uri(parts[0]).startswith(
+        f"s3://{bucket}/analytics/conversations/year=2024/month=03/day="
+    )
+    metadata = pq.ParquetFile(io.BytesIO(group_.store.read_bytes(parts[0]))).metadata
+    assert metadata.row_group(0).column(0).compression == "ZSTD"
+    assert all(metadata.row_group(i).num_rows <= 4 for i in range(metadata.num_row_groups))
+
+    conversations = group_.table("conversations")
+    assert len(conversations) == CONVERSATIONS and conversations["conversation_id"].is_unique
+    messages = group_.table("messages")
+    assert len(messages) == nocodb.message_count and messages["message_id"].is_unique
+    assert group_.table("categories")["conversation_id"].is_unique
+    assert set(group_.table("translations")["language"]) <= {"hi", "kn"}
+    users = pd.read_parquet(io.BytesIO(group_.store.read_bytes("user_analytics.parquet")))
+    assert users["conversations"].sum() == CONVERSATIONS
+    reports = pd.read_parquet(io.BytesIO(group_.store.read_bytes("analytics_reports.parquet")))
+    assert set(reports["period"]) == {"daily", "weekly", "monthly"}
+    assert (reports.groupby("period")["conversations"].sum() == CONVERSATIONS).all()
+
+
+def test_a_rerun_changes_nothing_and_an_update_reaches_only_its_day(make_group, nocodb):
+    group_ = make_group()
+    group_.build()
+    before = group_.table("conversations").sort_values("conversation_id").reset_index(drop=True)
+    assert group_.build() == [], "nothing changed in NocoDB: no day to rebuild"
+    after = group_.table("conversations").sort_values("conversation_id").reset_index(drop=True)
+    pd.testing.assert_frame_equal(before, after)
+
+    row = nocodb_row(nocodb, "conversations", "c-00005")
+    nocodb.update_row(nocodb.tables["conversations"], row["Id"], status="escalated")
+    changed = group_.build()
+    assert changed == [row["started_at"][:10]]
+    updated = group_.table("conversations").set_index("conversation_id")
+    assert updated.loc["c-00005", "status"] == "escalated" and len(updated) == CONVERSATIONS
+
+
+def test_an_interrupted_sync_resumes_without_loss_or_duplicates(make_group, nocodb):
+    group_ = make_group(MAX_RETRIES="1", BATCH_SIZE="10", NOCODB_PAGE_SIZE="10")
+    # Two pages of conversations go through, then the server answers 503 to every retry.
+    nocodb.fail_next(503, 503, after=2)
+    failed = group_.sync()
+    assert not failed.success
+    assert "503" in failure_message(failed) and TOKEN not in failure_message(failed)
+    state = load_state(group_.store)
+    assert state["in_progress"]["conversations"]["cursor"] == 20
+    assert len(stored_conversations(group_)) == 20
+
+    resumed = group_.sync()
+    assert resumed.success
+    (event,) = resumed.get_asset_materialization_events()
+    assert event.materialization.metadata["resumed"].value is True
+    assert event.materialization.metadata["conversations"].value == CONVERSATIONS - 20
+    stored = stored_conversations(group_)
+    assert len(stored) == CONVERSATIONS and stored.is_unique
+    assert not load_state(group_.store)["in_progress"]
+
+
+def test_the_operational_store_gets_every_table_once(make_group, nocodb, monkeypatch):
+    with FakeMongod() as mongod:
+        monkeypatch.setenv("MONGODB_URI", mongod.uri)
+        group_ = make_group(MONGODB_URI=mongod.uri, MONGODB_DATABASE="analytics")
+        group_.build()
+        group_.build()  # nothing new: nothing duplicated
+        from pymongo import MongoClient
+
+        with MongoClient(mongod.uri) as client:
+            database = client["analytics"]
+            assert database["conversation_analytics"].count_documents({}) == CONVERSATIONS
+            assert database["conversation_messages"].count_documents({}) == nocodb.message_count
+            assert database["conversation_categories"].count_documents({}) == len(group_.table("categories"))
+            learners = pd.read_parquet(io.BytesIO(group_.store.read_bytes("user_analytics.parquet")))
+            assert database["user_analytics"].count_documents({}) == len(learners)
+            assert database["analytics_reports"].count_documents({"period": "monthly"}) == 1
+            names = {index["name"] for index in database["conversation_analytics"].list_indexes()}
+            assert any("conversation_id" in name for name in names)
+
+
+def test_the_sensor_requests_a_sync_then_exactly_the_changed_days(make_group, nocodb, instance):
+    group_ = make_group()
+    first = group.nocodb_sensor(dg.build_sensor_context(instance=instance, resources=group_.resources))
+    assert [request.asset_selection for request in first.run_requests] == [[group.nocodb_sync.key]]
+
+    synced = group_.sync()
+    (event,) = synced.get_asset_materialization_events()
+    changed = event.materialization.metadata[group.AFFECTED_DAYS].value
+    second = group.nocodb_sensor(
+        dg.build_sensor_context(instance=instance, resources=group_.resources, cursor=first.cursor)
+    )
+    assert sorted(request.partition_key for request in second.run_requests) == sorted(changed)
+    assert all(
+        set(request.asset_selection) == {a.key for a in group.DAILY_ASSETS} for request in second.run_requests
+    )
+    third = group.nocodb_sensor(
+        dg.build_sensor_context(instance=instance, resources=group_.resources, cursor=second.cursor)
+    )
+    assert third.run_requests == []
+
+
+def test_the_token_is_never_stored(make_group, instance, tmp_path):
+    group_ = make_group()
+    group_.build()
+    for path in tmp_path.rglob("*"):
+        if path.is_file():
+            assert TOKEN.encode() not in path.read_bytes(), path
+
+
+def nocodb_row(nocodb, table: str, conversation_id: str) -> dict:
+    from engagement_assets.conversations.nocodb import NocoDBClient
+
+    client = NocoDBClient(nocodb.url, TOKEN, nocodb.base_id)
+    rows = [row for page in client.iter_pages(nocodb.tables[table]) for row in page]
+    return next(row for row in rows if row.get("conversation_id") == conversation_id)
+
+
+def stored_conversations(group_: Group) -> pd.Series:
+    found = []
+    for day in range(1, 32):
+        frame = read_raw_day(group_.store, "conversations", date(2024, 3, day))
+        if frame is not None:
+            found.extend(frame["conversation_id"])
+    return pd.Series(found)
+
+
+def test_a_refused_token_fails_the_sync_clearly(make_group, monkeypatch):
+    group_ = make_group()
+    monkeypatch.setenv("NOCODB_API_TOKEN", "not-the-token")
+    result = group_.sync()
+    assert not result.success
+    message = failure_message(result)
+    assert "401" in message or "token" in message.lower()
+    assert "not-the-token" not in message
+
+
+def failure_message(result) -> str:
+    failures = [event for event in result.all_events if event.event_type == dg.DagsterEventType.STEP_FAILURE]
+    return " ".join(event.step_failure_data.error.to_string() for event in failures)
