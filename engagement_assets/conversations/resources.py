@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Iterator
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 import dagster as dg
 from pydantic import Field
@@ -16,6 +17,9 @@ from engagement_assets.conversations.nocodb import NocoDBClient
 from engagement_assets.conversations.settings import ConversationSettings
 from engagement_assets.platform.io_manager import ParquetIOManager
 from engagement_assets.platform.resources import StoreResource
+
+if TYPE_CHECKING:
+    from engagement_assets.conversations.mongo_store import MongoStore
 
 
 class NocoDBResource(dg.ConfigurableResource):
