@@ -25,7 +25,13 @@ import requests
 REPO_ROOT = Path(__file__).resolve().parents[2]
 LOCATION = "engagement_assets.definitions"
 REPOSITORY = "__repository__"
-SENSORS = ("telemetry_drop_sensor", "learners_sensor", "sessions_sensor", "downstream_automation")
+SENSORS = (
+    "telemetry_drop_sensor",
+    "learners_sensor",
+    "sessions_sensor",
+    "downstream_automation",
+    "nocodb_sensor",
+)
 
 # Inherited settings that would change what the pipeline computes or where it reads and writes.
 _SCRUBBED_PREFIXES = ("ENGAGEMENT_", "GEMINI_", "GOOGLE_", "AWS_", "DAGSTER_")
