@@ -40,7 +40,7 @@ def build_definitions(
         sensors=[*SENSORS, *conversation_group.SENSORS],
         resources={
             **build_resources(settings),
-            **conversation_resources(conversations, settings.storage_url),
+            **conversation_resources(conversations, settings),
         },
         executor=executor_for(settings.executor),
     )

@@ -86,7 +86,7 @@ def main(argv: list[str] | None = None) -> int:
             result = materialize_partition(ASSETS, phase_level_engagement, None, instance, resources)
             _check(result, "phase_level_engagement")
         if not args.skip_conversations:
-            run_conversation_demo(instance, settings.storage_url, seed=args.seed)
+            run_conversation_demo(instance, settings, seed=args.seed)
 
     _report(settings, home, drops, learners)
     return 0

@@ -106,6 +106,30 @@ def default_analysis(audio: bytes | str) -> dict:
     return {"EQ_score": digest[0] % 101, "engagement_score": digest[1] % 101, **categories}
 
 
+TOPICS = ("pronunciation", "vocabulary", "grammar", "lesson_progress", "technical", "account", "general")
+INTENTS = ("greeting", "complaint", "request", "question", "feedback", "statement")
+SENTIMENTS = ("positive", "neutral", "negative")
+
+
+def default_categories(text: str) -> dict:
+    """The answer to a conversation-categories request: drawn from the text's sha256, so it never changes."""
+    digest = hashlib.sha256(text.encode()).digest()
+    return {
+        "topic": TOPICS[digest[0] % len(TOPICS)],
+        "topic_confidence": round(digest[1] / 255, 3),
+        "intent": INTENTS[digest[2] % len(INTENTS)],
+        "intent_confidence": round(digest[3] / 255, 3),
+        "sentiment": SENTIMENTS[digest[4] % len(SENTIMENTS)],
+        "sentiment_confidence": round(digest[5] / 255, 3),
+    }
+
+
+def asks_for_categories(body: dict) -> bool:
+    """A request whose structured-output schema has a `topic` field is the conversation categorizer's."""
+    config = _pick(body, "generationConfig", "generation_config") or {}
+    return '"topic"' in json.dumps(config)
+
+
 def format_duration(seconds: float) -> str:
     """A google.protobuf.Duration as JSON: "37s", "1.250s" (0, 3, 6 or 9 fractional digits, as the API)."""
     millis = max(0, math.ceil(seconds * 1000))  # round up: waiting the announced delay must be enough
@@ -265,7 +289,14 @@ def answer_body(
     if kind == MAX_TOKENS:
         return _candidate_response(model, parsed, text[: len(text) // 2], "MAX_TOKENS", response_id)
     if kind == OUT_OF_RANGE:
-        wrong = {**analysis, "EQ_score": 140, "dominant_emotion": "joy"}
+        wrong = {
+            **analysis,
+            **(
+                {"topic_confidence": 1.7}
+                if "topic" in analysis
+                else {"EQ_score": 140, "dominant_emotion": "joy"}
+            ),
+        }
         return _candidate_response(model, parsed, json.dumps(wrong), "STOP", response_id)
     return _candidate_response(model, parsed, text, "STOP", response_id)
 
@@ -654,7 +685,11 @@ class FakeGemini:
             return 500, internal_error()
         if kind == UNAVAILABLE:
             return 503, unavailable_error()
-        return 200, answer_body(model, parsed, self.analysis_for(parsed.sha256), kind, self._response_id())
+        if asks_for_categories(body):
+            answer = default_categories("\n".join(parsed.texts))
+        else:
+            answer = self.analysis_for(parsed.sha256)
+        return 200, answer_body(model, parsed, answer, kind, self._response_id())
 
     def _response_id(self) -> str:
         return f"fake-{next(self._ids):06d}"

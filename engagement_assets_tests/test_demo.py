@@ -30,6 +30,11 @@ def test_demo_runs_every_available_stage_on_generated_data(tmp_path, monkeypatch
         assert sorted(instance.get_dynamic_partitions("users")) == learners
         assert instance.get_latest_materialization_event(dg.AssetKey("merged_responses")) is not None
     assert (tmp_path / ".dagster" / "storage").is_dir()
+    # The conversation group ran against the seeded fake NocoDB.
+    assert list((warehouse / "conversations").glob("year=*/month=*/day=*/part-00000.parquet"))
+    assert (warehouse / "user_analytics.parquet").is_file() and (
+        warehouse / "analytics_reports.parquet"
+    ).is_file()
 
     # A second run reuses the landed data and the instance.
     assert demo.main([]) == 0

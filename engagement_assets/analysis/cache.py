@@ -17,7 +17,6 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from engagement_assets.analysis.schema import METRICS
 from engagement_assets.storage.parquet import read_parquet, write_parquet
 from engagement_assets.storage.store import Store
 
@@ -45,10 +44,25 @@ def cache_key(sha256: str, expected_text: str | None, model: str, prompt_version
     ).hexdigest()
 
 
+# Columns of every cache beside the values a model returned.
+BOOKKEEPING = ("key", "model", "prompt_version", "input_tokens", "output_tokens")
+
+
 class ResultCache:
-    def __init__(self, store: Store, checkpoint_every: int = 25):
+    """Paid-for results under `prefix` (clip analyses by default; other model tasks pass their own prefix
+    and schema)."""
+
+    def __init__(
+        self,
+        store: Store,
+        checkpoint_every: int = 25,
+        prefix: str = CACHE_PREFIX,
+        schema: pa.Schema = CACHE_SCHEMA,
+    ):
         self.store = store
         self.checkpoint_every = checkpoint_every
+        self.prefix, self.schema = prefix, schema
+        self.value_fields = [name for name in schema.names if name not in BOOKKEEPING]
         self._pending: list[dict] = []
         self._run = uuid.uuid4().hex[:12]
         self._segments = 0
@@ -56,18 +70,18 @@ class ResultCache:
 
     def lookup(self, keys: set[str]) -> dict[str, dict]:
         """Cached results for `keys` (the latest copy of each)."""
-        segments = [f.key for f in self.store.list_files(CACHE_PREFIX) if f.key.endswith(".parquet")]
+        segments = [f.key for f in self.store.list_files(self.prefix) if f.key.endswith(".parquet")]
         if not keys or not segments:
             return {}
         table = read_parquet(
-            self.store, segments, schema=CACHE_SCHEMA, filter=pc.field("key").isin(list(keys))
+            self.store, segments, schema=self.schema, filter=pc.field("key").isin(list(keys))
         )
         return {row["key"]: row for row in table.to_pylist()}
 
     def add(
         self, key: str, metrics: dict, model: str, prompt_version: str, input_tokens: int, output_tokens: int
     ) -> None:
-        record = {"key": key, **{name: metrics[name] for name in METRICS}}
+        record = {"key": key, **{name: metrics[name] for name in self.value_fields}}
         record.update(
             model=model, prompt_version=prompt_version, input_tokens=input_tokens, output_tokens=output_tokens
         )
@@ -79,8 +93,8 @@ class ResultCache:
         """Write what is pending as one segment (a checkpoint)."""
         if not self._pending:
             return
-        table = pa.Table.from_pylist(self._pending, schema=CACHE_SCHEMA)
-        name = f"{CACHE_PREFIX}segment-{self._run}-{self._segments:05d}.parquet"
+        table = pa.Table.from_pylist(self._pending, schema=self.schema)
+        name = f"{self.prefix}segment-{self._run}-{self._segments:05d}.parquet"
         with tempfile.TemporaryDirectory(prefix="analysis-cache-") as scratch:
             self.store.put_file(write_parquet(table, Path(scratch) / "segment.parquet"), name)
         self._segments += 1

@@ -60,6 +60,23 @@ class ClipRequest:
     mime_type: str
     expected_text: str
 
+    def contents(self) -> list:
+        return [
+            types.Part.from_bytes(data=self.load(), mime_type=self.mime_type),
+            f"Expected sentence: {self.expected_text}",
+        ]
+
+
+@dataclass(frozen=True)
+class TextRequest:
+    """A text-only request (the conversation categorizer): the same limiter, retries and validation."""
+
+    key: str
+    text: str
+
+    def contents(self) -> list:
+        return [self.text]
+
 
 @dataclass(frozen=True)
 class ClipOutcome:
@@ -101,12 +118,14 @@ class SlidingWindowLimiter:
         return wait
 
 
-def generation_config(model: str) -> types.GenerateContentConfig:
+def generation_config(
+    model: str, system_prompt: str = SYSTEM_PROMPT, schema: type[BaseModel] = ClipAnalysis
+) -> types.GenerateContentConfig:
     """The prompt and structured-output schema every request carries (online and batch)."""
     return types.GenerateContentConfig(
-        system_instruction=SYSTEM_PROMPT,
+        system_instruction=system_prompt,
         response_mime_type="application/json",
-        response_schema=ClipAnalysis,
+        response_schema=schema,
         temperature=0,
         max_output_tokens=256,
         # 2.5 models think unless told not to, and thinking tokens are billed as output.
@@ -115,6 +134,9 @@ def generation_config(model: str) -> types.GenerateContentConfig:
 
 
 class GeminiAnalyzer:
+    """Sends requests (anything with a `key` and `contents()`) under the rate limit and concurrency cap and
+    validates each answer with `validate` (the clip analysis by default)."""
+
     price_factor = 1.0
 
     def __init__(
@@ -130,22 +152,16 @@ class GeminiAnalyzer:
         backoff_cap: float = 30.0,
         window_seconds: float = 60.0,
         on_outcome: Callable[[ClipOutcome], None] | None = None,
+        config: types.GenerateContentConfig | None = None,
+        validate: Callable[[dict], dict] = validated_metrics,
     ):
         self.client, self.model = client, model
         self.concurrency, self.attempts, self.max_rate_limited = concurrency, attempts, max_rate_limited
         self.backoff_base, self.backoff_cap = backoff_base, backoff_cap
         self.window_seconds, self.rpm = window_seconds, rpm
         self.on_outcome = on_outcome or (lambda outcome: None)
-        self.config = types.GenerateContentConfig(
-            system_instruction=SYSTEM_PROMPT,
-            response_mime_type="application/json",
-            response_schema=ClipAnalysis,
-            temperature=0,
-            max_output_tokens=256,
-            thinking_config=types.ThinkingConfig(thinking_budget=0)
-            if model.startswith("gemini-2.5")
-            else None,
-        )
+        self.config = config or generation_config(model)
+        self.validate = validate
 
     def analyze(self, requests: list[ClipRequest]) -> list[ClipOutcome]:
         """Outcomes in the order of `requests`."""
@@ -165,10 +181,7 @@ class GeminiAnalyzer:
 
     async def _analyze(self, request: ClipRequest, limiter: SlidingWindowLimiter) -> ClipOutcome:
         attempts = rate_limited = 0
-        contents = [
-            types.Part.from_bytes(data=await asyncio.to_thread(request.load), mime_type=request.mime_type),
-            f"Expected sentence: {request.expected_text}",
-        ]
+        contents = await asyncio.to_thread(request.contents)
         while True:
             await limiter.acquire()
             attempts += 1
@@ -186,14 +199,16 @@ class GeminiAnalyzer:
                     await asyncio.sleep(self._backoff(attempts))
                     continue
                 return ClipOutcome(request.key, None, describe(err), attempts, rate_limited=rate_limited)
-            return validated_outcome(request.key, response, attempts, rate_limited)
+            return validated_outcome(request.key, response, attempts, rate_limited, self.validate)
 
     def _backoff(self, attempt: int) -> float:
         return random.uniform(0, min(self.backoff_cap, self.backoff_base * 2 ** (attempt - 1)))
 
 
-def validated_outcome(key: str, response, attempts: int, rate_limited: int) -> ClipOutcome:
-    """The outcome of one answer: its metrics if it is complete, valid JSON within the schema."""
+def validated_outcome(
+    key: str, response, attempts: int, rate_limited: int, validate: Callable[[dict], dict] = validated_metrics
+) -> ClipOutcome:
+    """The outcome of one answer: its values if it is complete, valid JSON that `validate` accepts."""
     usage = response.usage_metadata
     tokens = {
         "input_tokens": (usage.prompt_token_count or 0) if usage else 0,
@@ -205,7 +220,7 @@ def validated_outcome(key: str, response, attempts: int, rate_limited: int) -> C
     if problem:
         return ClipOutcome(key, None, problem, attempts, rate_limited=rate_limited, **tokens)
     try:
-        metrics = validated_metrics(json.loads(response.text))
+        metrics = validate(json.loads(response.text))
     except (ValueError, TypeError, InvalidAnalysis) as err:
         return ClipOutcome(key, None, f"invalid answer: {err}", attempts, rate_limited=rate_limited, **tokens)
     return ClipOutcome(key, metrics, None, attempts, rate_limited=rate_limited, **tokens)

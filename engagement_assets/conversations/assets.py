@@ -9,19 +9,29 @@ import dagster as dg
 import pandas as pd
 import pyarrow as pa
 
+from engagement_assets.analysis.gemini import GeminiAnalyzer
 from engagement_assets.automation.sensors import TICK_SECONDS
 from engagement_assets.conversations import analytics
 from engagement_assets.conversations.categorize import categorize
 from engagement_assets.conversations.collect import load_state, read_raw_day, sync
 from engagement_assets.conversations.layout import day_parts
+from engagement_assets.conversations.model_categories import (
+    categorize_with_model,
+    model_config,
+    validated_categories,
+)
 from engagement_assets.conversations.records import parse_rows
 from engagement_assets.conversations.resources import ConversationOptions, MongoResource, NocoDBResource
 from engagement_assets.platform.io_manager import DAILY_HIVE, LAYOUT_METADATA
 from engagement_assets.platform.metadata import counts_table, preview
-from engagement_assets.platform.resources import StoreResource
+from engagement_assets.platform.resources import GeminiResource, StoreResource
 from engagement_assets.storage.parquet import read_parquet
 
 GROUP = "conversations"
+CATEGORIZER = os.environ.get("CONVERSATION_CATEGORIZER", "").strip() or "rules"
+# Gemini's per-project request budget is shared with the audio analysis: the same pool keeps one step
+# spending it at a time.
+GEMINI_POOL = "audio_analysis"
 IO_MANAGER = "conversations_io_manager"
 AFFECTED_DAYS = "affected_days"
 days = dg.DailyPartitionsDefinition(
@@ -111,28 +121,62 @@ def translations(
     return day_parts(table, conversation_options.parquet())
 
 
-@dg.asset(**DAILY)
+@dg.asset(**DAILY, pool=GEMINI_POOL if CATEGORIZER == "gemini" else None)
 def categories(
     context: dg.AssetExecutionContext,
     conversation_storage: StoreResource,
     mongo: MongoResource,
     conversation_options: ConversationOptions,
+    gemini: GeminiResource,
 ):
     """Topic, intent and sentiment of each of the day's conversations, each with a confidence in [0, 1],
-    from what the learner wrote (the English translation where there is one), by deterministic rules."""
+    from what the learner wrote (the English translation where there is one): by deterministic rules, or by
+    Gemini with CONVERSATION_CATEGORIZER=gemini (then `error` says why a conversation has none)."""
     raw = _raw(conversation_storage.store(), "messages", _day(context))
     learner = raw[raw["role"] == "user"].sort_values(["conversation_id", "sent_at", "Id"], kind="stable")
     words = learner["translated_text"].fillna(learner["text"])
+    texts = {cid: list(lines) for cid, lines in words.groupby(learner["conversation_id"], sort=True)}
+    if conversation_options.categorizer == "gemini":
+        found = categorize_with_model(
+            texts, _categories_model(gemini), conversation_storage.store(), gemini.model
+        )
+        context.add_output_metadata(
+            {
+                "model_calls": found.calls,
+                "cache_hits": found.cache_hits,
+                "failed": counts_table(_counts(pd.DataFrame({"e": list(found.errors.values())}), "e")),
+            }
+        )
+        categorized, errors = found.categories, found.errors
+    else:
+        categorized, errors = {cid: categorize(lines) for cid, lines in texts.items()}, {}
     rows = [
-        {"conversation_id": conversation_id, **vars(categorize(list(texts)))}
-        for conversation_id, texts in words.groupby(learner["conversation_id"], sort=True)
+        {
+            "conversation_id": cid,
+            **(vars(categorized[cid]) if cid in categorized else {}),
+            "categorizer": conversation_options.categorizer,
+            "error": errors.get(cid),
+        }
+        for cid in texts
     ]
-    table = pd.DataFrame(rows, columns=["conversation_id", *CATEGORY_COLUMNS])
+    table = pd.DataFrame(rows, columns=["conversation_id", *CATEGORY_COLUMNS, "categorizer", "error"])
     _to_mongo(context, mongo, "conversation_categories", table)
     context.add_output_metadata(
         {"rows": len(table), "topics": counts_table(_counts(table, "topic"), "topic")}
     )
     return day_parts(table, conversation_options.parquet())
+
+
+def _categories_model(gemini: GeminiResource) -> GeminiAnalyzer:
+    return GeminiAnalyzer(
+        gemini.client(),
+        gemini.model,
+        rpm=gemini.rpm,
+        concurrency=gemini.concurrency,
+        window_seconds=gemini.rate_window_seconds,
+        config=model_config(gemini.model),
+        validate=validated_categories,
+    )
 
 
 CATEGORY_COLUMNS = (

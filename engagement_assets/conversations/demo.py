@@ -14,11 +14,12 @@ from engagement_assets.conversations.fake_nocodb import FakeNocoDB
 from engagement_assets.conversations.resources import conversation_resources
 from engagement_assets.conversations.sample import generate
 from engagement_assets.conversations.settings import ConversationSettings
+from engagement_assets.settings import Settings
 
 SAMPLE_CONVERSATIONS = 60
 
 
-def run_conversation_demo(instance: dg.DagsterInstance, warehouse_url: str, seed: int = 7) -> list[str]:
+def run_conversation_demo(instance: dg.DagsterInstance, platform: Settings, seed: int = 7) -> list[str]:
     """Runs the whole group against a seeded fake NocoDB; returns the days materialized."""
     with FakeNocoDB(token=secrets.token_urlsafe(16)) as nocodb:
         conversation_rows, message_rows = generate(conversations=SAMPLE_CONVERSATIONS, seed=seed)
@@ -36,7 +37,7 @@ def run_conversation_demo(instance: dg.DagsterInstance, warehouse_url: str, seed
                 "NOCODB_MESSAGES_TABLE": tables["messages"],
             }
         )
-        resources = conversation_resources(settings, warehouse_url)
+        resources = conversation_resources(settings, platform)
         days = sync_and_build(instance, resources)
     print(f"  conversations: {len(conversation_rows)} generated, {len(days)} day(s) built: {', '.join(days)}")
     return days

@@ -16,7 +16,8 @@ from engagement_assets.conversations.layout import ParquetOptions
 from engagement_assets.conversations.nocodb import NocoDBClient
 from engagement_assets.conversations.settings import ConversationSettings
 from engagement_assets.platform.io_manager import ParquetIOManager
-from engagement_assets.platform.resources import StoreResource
+from engagement_assets.platform.resources import StoreResource, gemini_resource
+from engagement_assets.settings import Settings
 
 if TYPE_CHECKING:
     from engagement_assets.conversations.mongo_store import MongoStore
@@ -84,6 +85,7 @@ class ConversationOptions(dg.ConfigurableResource):
     row_group_size: int = 100_000
     target_file_size_mb: float = 128.0
     batch_size: int = 500
+    categorizer: str = "rules"
 
     def parquet(self) -> ParquetOptions:
         return ParquetOptions(self.compression, self.row_group_size, self.target_file_size_mb)
@@ -108,11 +110,12 @@ class MongoResource(dg.ConfigurableResource):
             yield store
 
 
-def conversation_resources(settings: ConversationSettings, warehouse_url: str) -> dict:
-    """The group's resources: its storage is `s3://S3_BUCKET/S3_PREFIX` when a bucket is set, else a
-    `conversations` area of the platform's warehouse."""
-    storage_url = settings.storage_url or warehouse_url
+def conversation_resources(settings: ConversationSettings, platform: Settings) -> dict:
+    """The group's resources: its storage is `s3://S3_BUCKET/S3_PREFIX` when a bucket is set, else the
+    platform's warehouse; the Gemini client (for CONVERSATION_CATEGORIZER=gemini) is the platform's."""
+    storage_url = settings.storage_url or platform.storage_url
     return {
+        "gemini": gemini_resource(platform),
         "conversations_io_manager": ParquetIOManager(storage_url=storage_url),
         "conversation_storage": StoreResource(url=storage_url),
         "conversation_options": ConversationOptions(
@@ -120,6 +123,7 @@ def conversation_resources(settings: ConversationSettings, warehouse_url: str) -
             row_group_size=settings.parquet.row_group_size,
             target_file_size_mb=settings.parquet.target_file_size_mb,
             batch_size=settings.batch_size,
+            categorizer=settings.categorizer,
         ),
         "nocodb": NocoDBResource(
             base_url=settings.nocodb_base_url,

@@ -67,12 +67,16 @@ def build_resources(settings: Settings) -> dict:
             analysis_import_url=settings.analysis_import_url,
             audio_retention=settings.audio_retention,
         ),
-        "gemini": GeminiResource(
-            api_key=dg.EnvVar("GEMINI_API_KEY") if settings.gemini_api_key_set else None,
-            model=settings.gemini_model,
-            base_url=settings.gemini_base_url,
-            rpm=settings.gemini_rpm,
-            concurrency=settings.gemini_concurrency,
-            max_usd_per_run=settings.gemini_max_usd_per_run,
-        ),
+        "gemini": gemini_resource(settings),
     }
+
+
+def gemini_resource(settings: Settings) -> GeminiResource:
+    return GeminiResource(
+        api_key=dg.EnvVar("GEMINI_API_KEY") if settings.gemini_api_key_set else None,
+        model=settings.gemini_model,
+        base_url=settings.gemini_base_url,
+        rpm=settings.gemini_rpm,
+        concurrency=settings.gemini_concurrency,
+        max_usd_per_run=settings.gemini_max_usd_per_run,
+    )

@@ -20,8 +20,10 @@ from engagement_assets.conversations.fake_nocodb import FakeNocoDB
 from engagement_assets.conversations.resources import conversation_resources
 from engagement_assets.conversations.sample import generate
 from engagement_assets.conversations.settings import ConversationSettings
+from engagement_assets.settings import Settings
 from engagement_assets.storage.store import open_store
 from engagement_assets_tests.conversations.fake_mongod import FakeMongod
+from engagement_assets_tests.fake_gemini import FakeGemini
 
 TOKEN = f"nocodb-{secrets.token_hex(8)}"
 CONVERSATIONS = 40
@@ -46,7 +48,9 @@ class Group:
     def __init__(self, instance, env: dict, warehouse: str):
         self.instance = instance
         self.settings = ConversationSettings.from_env(env)
-        self.resources = conversation_resources(self.settings, warehouse)
+        self.resources = conversation_resources(
+            self.settings, Settings.from_env({**env, "ENGAGEMENT_STORAGE_URL": warehouse})
+        )
         self.store = open_store(self.settings.storage_url or warehouse)
 
     def build(self) -> list[str]:
@@ -233,3 +237,36 @@ def test_a_refused_token_fails_the_sync_clearly(make_group, monkeypatch):
 def failure_message(result) -> str:
     failures = [event for event in result.all_events if event.event_type == dg.DagsterEventType.STEP_FAILURE]
     return " ".join(event.step_failure_data.error.to_string() for event in failures)
+
+
+def test_the_gemini_categorizer_answers_validated_cached_and_never_paid_twice(
+    make_group, nocodb, clean_gemini_env, monkeypatch
+):
+    with FakeGemini(rpm=10_000) as fake:
+        monkeypatch.setenv("GEMINI_API_KEY", "test-key")
+        group_ = make_group(
+            CONVERSATION_CATEGORIZER="gemini", GEMINI_API_KEY="test-key", GEMINI_BASE_URL=fake.url
+        )
+        fake.fail_next("out_of_range")  # one answer outside the schema's ranges
+        group_.build()
+        categories = group_.table("categories")
+        assert set(categories["categorizer"]) == {"gemini"}
+        failed = categories[categories["error"].notna()]
+        assert len(failed) == 1 and "topic_confidence" in failed["error"].iloc[0]
+        answered = categories[categories["error"].isna()]
+        assert answered["topic_confidence"].between(0, 1).all()
+        # Text only: no audio part, and the learner's words in the prompt.
+        assert all(request.mime_type is None and request.body["contents"] for request in fake.requests)
+        first_calls = len(fake.requests)
+        assert first_calls == len(categories)
+
+        # Rebuilding every day asks again only for the conversation whose answer was refused.
+        for day in sorted({str(day)[:10] for day in group_.table("conversations")["conversation_date"]}):
+            dg.materialize(
+                group.ASSETS,
+                selection=[group.categories],
+                partition_key=day,
+                instance=group_.instance,
+                resources=group_.resources,
+            )
+        assert len(fake.requests) == first_calls + 1
