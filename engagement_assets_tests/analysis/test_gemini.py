@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import importlib.util
 import re
 import time
 
@@ -92,7 +93,12 @@ def test_server_errors_and_timeouts_are_retried(faults):
     with FakeGemini(hang_seconds=3) as fake:
         fake.fail_next(*faults)
         (outcome,) = analyzer(fake, concurrency=1, timeout_s=1.0).analyze(requests(1))
-    assert outcome.metrics is not None and outcome.attempts == len(faults) + 1
+        sent = len(fake.requests)
+    assert outcome.metrics is not None and sent == len(faults) + 1
+    # With aiohttp installed (dagster-k8s brings it) the SDK resends a request whose connection dropped
+    # before any answer by itself; every other fault is retried by the analyzer.
+    retried_by_transport = 1 if faults == ("disconnect",) and importlib.util.find_spec("aiohttp") else 0
+    assert outcome.attempts == len(faults) + 1 - retried_by_transport
 
 
 @pytest.mark.parametrize(
