@@ -283,10 +283,10 @@ def _page_where(
 
     The update-time condition is `(UpdatedAt,ge,exactDate,YYYY-MM-DD HH:MM:SS+00:00)`. For DateTime fields
     nocodb-sdk takes the first value token as a sub-operator and rejects a bare time as "not supported"
-    (`handleDataTypes` in packages/nocodb-sdk/src/lib/filterHelpers), so `exactDate` is required. Whether the
-    time of day counts depends on the release: NocoDB compared such filters by day only until issue #9798 was
-    answered ("on latest version this works for gt(e) and lt(e)", June 2026, after 0.301.3). `ge` selects a
-    superset under both readings, and `_changed` then keeps exactly the rows updated after `since`. Groups
+    (`handleDataTypes` in packages/nocodb-sdk/src/lib/filterHelpers; 0.301.3 answers 422), so `exactDate` is
+    required. A real 0.301.3 compares the time of day too (engagement_assets_tests/conversations/
+    test_real_nocodb.py); older releases compared by day only (issue #9798). `ge` selects a superset under
+    both readings, and `_changed` then keeps exactly the rows updated after `since`. Groups
     nest in parentheses and join with ~and / ~or (nocodb-sdk query-filter-parser.spec.ts, "complex nested
     logic"); the time is sent in UTC with its offset, which NocoDB honours (#9798).
     """
