@@ -475,8 +475,9 @@ class _WhereParser:
         return self.pos
 
 
+# A live NocoDB 0.301.3 answers every filter it cannot use with 422 (checked by test_real_nocodb.py).
 def _invalid_filter(reason: str) -> _Refusal:
-    return _Refusal(400, {"error": "ERR_INVALID_FILTER", "message": f"Invalid filter expression: {reason}"})
+    return _Refusal(422, {"msg": f"Invalid filter format: {reason}"})
 
 
 def _compile(node: _Clause | _Group, columns: list[str], dates_by_day: bool) -> Callable[[dict], bool]:
@@ -543,12 +544,16 @@ def _compile_time_comparison(clause: _Clause, dates_by_day: bool) -> Callable[[d
     eq/neq always do."""
     sub_op, _, raw = (clause.value or "").partition(",")
     if sub_op != "exactDate":
-        raise _Refusal(400, {"msg": f"'{sub_op}' is not supported."})
+        raise _Refusal(422, {"msg": f"'{sub_op}' is not supported."})
     try:
         target = _parse_time(raw)
     except ValueError:
         raise _Refusal(
-            400, {"msg": f"Value {raw} is not supported for type DateTime on column {clause.field}"}
+            422,
+            {
+                "error": "ERR_FILTER_VERIFICATION_FAILED",
+                "msg": f"Value {raw} is not supported for type DateTime",
+            },
         ) from None
     by_day = dates_by_day or len(raw.strip()) == len("YYYY-MM-DD") or clause.op in _NEGATIVE | {"eq"}
 
