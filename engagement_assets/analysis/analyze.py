@@ -166,14 +166,7 @@ def _analyze_with_gemini(clips: list[_Clip], gemini: GeminiSetup, report: Analys
         report.input_tokens += outcome.input_tokens
         report.output_tokens += outcome.output_tokens
         if outcome.metrics:
-            gemini.cache.add(
-                outcome.key,
-                outcome.metrics,
-                model,
-                PROMPT_VERSION,
-                outcome.input_tokens,
-                outcome.output_tokens,
-            )
+            gemini.cache.add_outcome(outcome, model, PROMPT_VERSION)
 
     gemini.analyzer.on_outcome = record
     requests = [

@@ -89,6 +89,12 @@ class ResultCache:
         if len(self._pending) >= self.checkpoint_every:
             self.flush()
 
+    def add_outcome(self, outcome, model: str, prompt_version: str) -> None:
+        """Keep a model outcome's values (a `ClipOutcome` with metrics) with its token counts."""
+        self.add(
+            outcome.key, outcome.metrics, model, prompt_version, outcome.input_tokens, outcome.output_tokens
+        )
+
     def flush(self) -> None:
         """Write what is pending as one segment (a checkpoint)."""
         if not self._pending:

@@ -189,13 +189,17 @@ CATEGORY_COLUMNS = (
 )
 
 
-@dg.asset(
-    group_name=GROUP,
-    deps=[conversations, categories],
-    io_manager_key=IO_MANAGER,
-    automation_condition=dg.AutomationCondition.eager(),
-    kinds={"parquet"},
-)
+# The all-days tables follow any day that changes.
+ALL_DAYS = {
+    "group_name": GROUP,
+    "deps": [conversations, categories],
+    "io_manager_key": IO_MANAGER,
+    "automation_condition": dg.AutomationCondition.eager(),
+    "kinds": {"parquet"},
+}
+
+
+@dg.asset(**ALL_DAYS)
 def user_analytics(
     context: dg.AssetExecutionContext, conversation_storage: StoreResource, mongo: MongoResource
 ):
@@ -214,13 +218,7 @@ def user_analytics_table(conversations_: pd.DataFrame, categories_: pd.DataFrame
     return analytics.user_analytics(conversations_, categories_)
 
 
-@dg.asset(
-    group_name=GROUP,
-    deps=[conversations, categories],
-    io_manager_key=IO_MANAGER,
-    automation_condition=dg.AutomationCondition.eager(),
-    kinds={"parquet"},
-)
+@dg.asset(**ALL_DAYS)
 def analytics_reports(
     context: dg.AssetExecutionContext, conversation_storage: StoreResource, mongo: MongoResource
 ):

@@ -107,14 +107,7 @@ def categorize_with_model(
             else:
                 result.categories[cid] = _category(outcome.metrics)
         if outcome.metrics is not None:
-            cache.add(
-                outcome.key,
-                outcome.metrics,
-                model,
-                PROMPT_VERSION,
-                outcome.input_tokens,
-                outcome.output_tokens,
-            )
+            cache.add_outcome(outcome, model, PROMPT_VERSION)
     cache.flush()
     return result
 
