@@ -32,8 +32,6 @@ COLLECTION_KEYS: dict[str, tuple[str, ...]] = {
     "analytics_reports": ("period", "period_start"),
     "user_analytics": ("user_id",),
 }
-# One document per named state (e.g. an incremental cursor), keyed by `_id`, so it needs no extra index.
-STATE_COLLECTION = "pipeline_state"
 DEFAULT_TIMEOUT_MS = 5_000
 DEFAULT_BATCH_SIZE = 1_000
 
@@ -55,7 +53,7 @@ class UpsertCounts:
 
 
 class MongoStore:
-    """Upserts analytics rows by their natural key and keeps the pipeline's incremental state."""
+    """Upserts analytics rows by their natural key."""
 
     def __init__(self, client: MongoClient, database: str, batch_size: int = DEFAULT_BATCH_SIZE):
         self._client = client
@@ -117,15 +115,6 @@ class MongoStore:
                 unchanged=result.matched_count - result.modified_count,
             )
         return counts
-
-    def get_state(self, name: str) -> dict | None:
-        document = self._db[STATE_COLLECTION].find_one({"_id": name})
-        return None if document is None else document["state"]
-
-    def set_state(self, name: str, state: Mapping[str, Any]) -> None:
-        """Replace (not merge) the named state, so a key dropped from it does not linger."""
-        document = {"state": to_bson(state), "updated_at": dt.datetime.now(dt.UTC)}
-        self._db[STATE_COLLECTION].replace_one({"_id": name}, document, upsert=True)
 
 
 def key_fields(collection: str) -> tuple[str, ...]:

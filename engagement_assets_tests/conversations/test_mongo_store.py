@@ -162,22 +162,6 @@ def test_pandas_and_numpy_values_are_stored_as_bson(store, db):
     }
 
 
-def test_state_round_trip(store, db):
-    assert store.get_state("nocodb_cursor") is None
-
-    store.set_state(
-        "nocodb_cursor", {"last_id": np.int64(41), "since": dt.datetime(2024, 1, 1, tzinfo=dt.UTC)}
-    )
-    assert store.get_state("nocodb_cursor") == {
-        "last_id": 41,
-        "since": dt.datetime(2024, 1, 1, tzinfo=dt.UTC),
-    }
-
-    store.set_state("nocodb_cursor", {"last_id": 42})
-    assert store.get_state("nocodb_cursor") == {"last_id": 42}
-    assert db.pipeline_state.count_documents({}) == 1
-
-
 def test_unreachable_server_is_named_without_the_password():
     port = _free_port()
 

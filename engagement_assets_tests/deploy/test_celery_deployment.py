@@ -31,7 +31,6 @@ from engagement_assets_tests.e2e.test_end_to_end import (
     assert_golden_outputs,
     assert_launched_automatically_and_fresh,
     drop_file,
-    expected_materializations,
     pipeline_environment,
     run_tags,
     wait_for_pipeline,
@@ -205,7 +204,12 @@ def test_with_the_celery_executor_each_step_runs_on_the_workers(pipeline_cluster
     finished = subprocess.run(command, env=env, cwd=tmp_path, capture_output=True, text=True, timeout=300)
     assert finished.returncode == 0, finished.stdout[-3000:] + finished.stderr[-3000:]
 
-    (run,) = [run for run in deployment.server.snapshot().runs if run["runId"] not in known]
+    # The CLI's run; automation may start others after it (the all-learner table follows phase_features).
+    (run,) = [
+        run
+        for run in deployment.server.snapshot().runs
+        if run["runId"] not in known and not {"dagster/sensor_name", "dagster/backfill"} & set(run_tags(run))
+    ]
     assert run["status"] == "SUCCESS"
     messages = run_messages(deployment, run["runId"])
     for step in ("merged_responses", "phase_features"):
@@ -246,13 +250,15 @@ def test_a_worker_killed_mid_run_is_retried_with_nothing_lost_or_duplicated(
     os.kill(pid, signal.SIGKILL)
     killed_at = time.monotonic()
 
-    settled = server.wait_until_settled(
-        expected_materializations(learners),
-        last="phase_level_engagement",
-        after=("phase_features",),
-        timeout=SETTLE_TIMEOUT,
-        tolerated={run_id},
-    )
+    def retried() -> tuple[bool, str]:
+        snapshot = server.snapshot()
+        server.raise_on_failures(snapshot, tolerated={run_id})
+        retries = [run for run in snapshot.runs if run_tags(run).get("dagster/parent_run_id") == run_id]
+        return any(run["status"] == "SUCCESS" for run in retries), snapshot.describe()
+
+    # Only the killed run and its retry matter here; the rest of the pipeline is the first test's.
+    server.poll("the killed run's retry to succeed", retried, timeout=SETTLE_TIMEOUT)
+    settled = server.snapshot()
     print(
         f"killed {worker} pid {pid} after {requests_before_kill} requests; settled {time.monotonic() - killed_at:.0f}s later"
     )
