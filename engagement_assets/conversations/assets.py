@@ -81,9 +81,14 @@ def conversations(
     by side, duration, words, and how fast the tutor answered (first, mean, median seconds)."""
     store, day = conversation_storage.store(), _day(context)
     table = analytics.conversation_analytics(_raw(store, "conversations", day), _raw(store, "messages", day))
-    _to_mongo(context, mongo, "conversation_analytics", table)
-    context.add_output_metadata({"rows": len(table), "preview": preview(table)})
-    return day_parts(table, conversation_options.parquet())
+    return _publish_day(
+        context,
+        mongo,
+        "conversation_analytics",
+        table,
+        conversation_options,
+        {"rows": len(table), "preview": preview(table)},
+    )
 
 
 @dg.asset(**DAILY)
@@ -98,9 +103,14 @@ def messages(
     store, day = conversation_storage.store(), _day(context)
     raw = _raw(store, "messages", day)
     table = analytics.message_analytics(raw) if len(raw) else raw
-    _to_mongo(context, mongo, "conversation_messages", table)
-    context.add_output_metadata({"rows": len(table), "by_role": counts_table(_counts(table, "role"), "role")})
-    return day_parts(table, conversation_options.parquet())
+    return _publish_day(
+        context,
+        mongo,
+        "conversation_messages",
+        table,
+        conversation_options,
+        {"rows": len(table), "by_role": counts_table(_counts(table, "role"), "role")},
+    )
 
 
 @dg.asset(**DAILY)
@@ -114,11 +124,14 @@ def translations(
     raw = _raw(conversation_storage.store(), "messages", _day(context))
     columns = ["message_id", "conversation_id", "user_id", "language", "text", "translated_text", "sent_at"]
     table = raw.loc[raw["translated_text"].notna(), columns].reset_index(drop=True)
-    _to_mongo(context, mongo, "conversation_translations", table)
-    context.add_output_metadata(
-        {"rows": len(table), "by_language": counts_table(_counts(table, "language"), "language")}
+    return _publish_day(
+        context,
+        mongo,
+        "conversation_translations",
+        table,
+        conversation_options,
+        {"rows": len(table), "by_language": counts_table(_counts(table, "language"), "language")},
     )
-    return day_parts(table, conversation_options.parquet())
 
 
 @dg.asset(**DAILY, pool=GEMINI_POOL if CATEGORIZER == "gemini" else None)
@@ -160,11 +173,14 @@ def categories(
         for cid in texts
     ]
     table = pd.DataFrame(rows, columns=["conversation_id", *CATEGORY_COLUMNS, "categorizer", "error"])
-    _to_mongo(context, mongo, "conversation_categories", table)
-    context.add_output_metadata(
-        {"rows": len(table), "topics": counts_table(_counts(table, "topic"), "topic")}
+    return _publish_day(
+        context,
+        mongo,
+        "conversation_categories",
+        table,
+        conversation_options,
+        {"rows": len(table), "topics": counts_table(_counts(table, "topic"), "topic")},
     )
-    return day_parts(table, conversation_options.parquet())
 
 
 def _categories_model(gemini: GeminiResource) -> GeminiAnalyzer:
@@ -328,6 +344,21 @@ def _all_days(store, table: str) -> pd.DataFrame:
 
 def _counts(table: pd.DataFrame, column: str) -> dict[str, int]:
     return {str(key): int(count) for key, count in table[column].value_counts().items()} if len(table) else {}
+
+
+def _publish_day(
+    context,
+    mongo: MongoResource,
+    collection: str,
+    table: pd.DataFrame,
+    options: ConversationOptions,
+    metadata: dict,
+):
+    """What every daily table does with its rows: upsert them to MongoDB (when configured), tell the UI,
+    and hand the I/O manager the day's Parquet parts."""
+    _to_mongo(context, mongo, collection, table)
+    context.add_output_metadata(metadata)
+    return day_parts(table, options.parquet())
 
 
 def _to_mongo(context, mongo: MongoResource, collection: str, table: pd.DataFrame) -> None:
