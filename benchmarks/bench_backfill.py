@@ -91,7 +91,7 @@ def prepare(home: Path, env: dict[str, str], learners: int, seed: int) -> dict:
     from engagement_assets.platform.resources import build_resources
     from engagement_assets.platform.runs import materialize_partition_range
     from engagement_assets.responses.assets import user_responses
-    from engagement_assets.responses.extract import learner_ids
+    from engagement_assets.responses.extract import learner_keys
     from engagement_assets.sample_data import generate_landing
     from engagement_assets.settings import Settings
     from engagement_assets.storage.store import open_store
@@ -114,7 +114,7 @@ def prepare(home: Path, env: dict[str, str], learners: int, seed: int) -> dict:
         assert all(result.success for result in results)
         timings["stage1_s"] = round(time.perf_counter() - started, 1)
 
-        found = learner_ids(open_store(env["ENGAGEMENT_STORAGE_URL"]))
+        found = learner_keys(open_store(env["ENGAGEMENT_STORAGE_URL"]))
         register_partitions(instance, users, found)
         keys = instance.get_dynamic_partitions(users.name)
         started = time.perf_counter()

@@ -25,10 +25,9 @@ from engagement_assets.platform.partitions import register_partitions, telemetry
 from engagement_assets.platform.resources import build_resources
 from engagement_assets.platform.runs import materialize_partition, materialize_partition_range
 from engagement_assets.responses.assets import user_responses
-from engagement_assets.responses.extract import learner_ids
+from engagement_assets.responses.extract import learner_keys
 from engagement_assets.sample_data import generate_landing
 from engagement_assets.settings import Settings
-from engagement_assets.storage.keys import is_safe_partition_key
 from engagement_assets.storage.store import LocalStore, open_store
 
 SAMPLE_LEARNERS = 12
@@ -38,6 +37,7 @@ OUTPUTS = (
     ("learner responses", "user_responses/"),
     ("matched to lessons", "merged_responses/"),
     ("recordings (manifest)", "response_audio/"),
+    ("recordings (audio)", "recordings/"),
     ("audio analysis", "audio_analysis/"),
     ("phase features", "phase_features/"),
     ("all-learner export", "exports/phase_level_engagement_full.csv"),
@@ -68,11 +68,13 @@ def main(argv: list[str] | None = None) -> int:
 
     resources = build_resources(settings)
     with dg.DagsterInstance.get() as instance:
-        drops = _register(instance, telemetry_drops, landed_drops(landing))
+        drops = landed_drops(landing)
+        register_partitions(instance, telemetry_drops, drops)
         for drop in drops:
             result = materialize_partition(ASSETS, cleaned_telemetry, drop, instance, resources)
             _check(result, f"cleaned_telemetry [{drop}]")
-        learners = _register(instance, users, learner_ids(open_store(settings.storage_url)))
+        learners = learner_keys(open_store(settings.storage_url))
+        register_partitions(instance, users, learners)
         stages = _per_learner_stages(settings)
         if learners:
             result = materialize_partition_range(
@@ -115,15 +117,6 @@ def _generate_sample_data(landing, learners: int, seed: int) -> None:
         sys.exit(f"no telemetry under {landing.uri('telemetry/')}; drop an export there first")
     print(f"Generating sample data for {learners} learners into {landing.url} ...")
     generate_landing(landing.root, learners=learners, seed=seed)
-
-
-def _register(instance, partitions, keys: list[str]) -> list[str]:
-    safe = [key for key in keys if is_safe_partition_key(key)]
-    skipped = sorted(set(keys) - set(safe))
-    if skipped:
-        print(f"Skipping {len(skipped)} {partitions.name} key(s) that cannot be storage paths: {skipped[:5]}")
-    register_partitions(instance, partitions, safe)
-    return safe
 
 
 def _check(result, what: str) -> None:

@@ -12,11 +12,18 @@ from engagement_assets.analysis.batch import BatchStillRunning, GeminiBatchAnaly
 from engagement_assets.analysis.cache import ResultCache
 from engagement_assets.analysis.gemini import GeminiAnalyzer
 from engagement_assets.analysis.importer import AnalysisImportError, imported_analysis, read_imported_analysis
-from engagement_assets.analysis.schema import ANALYSED, FAILED
+from engagement_assets.analysis.schema import ANALYSED, ANALYSIS_SCHEMA, FAILED
 from engagement_assets.audio.assets import response_audio
-from engagement_assets.platform.metadata import counts_table, preview
+from engagement_assets.audio.copier import MANIFEST_SCHEMA
+from engagement_assets.platform.metadata import (
+    add_partition_metadata,
+    batch_metadata,
+    counts_table,
+    table_metadata,
+)
 from engagement_assets.platform.partitions import learners_of, network_batches, users
 from engagement_assets.platform.resources import GeminiResource, PipelineResource, StoreResource
+from engagement_assets.storage import layout
 from engagement_assets.storage.parquet import read_parquet
 from engagement_assets.storage.store import Store, read_url
 
@@ -48,6 +55,7 @@ class AnalysisConfig(dg.Config):
     pool="audio_analysis",
     group_name="analysis",
     kinds={"gemini", "parquet"},
+    metadata=table_metadata(ANALYSIS_SCHEMA),
 )
 def audio_analysis(
     context: dg.AssetExecutionContext,
@@ -72,17 +80,15 @@ def audio_analysis(
             warehouse.store(),
         )
     combined = pd.concat(frames.values(), ignore_index=True)
-    metadata.update(
-        {
-            "dagster/row_count": len(combined),
-            "analyzer": pipeline.analyzer,
-            "by_status": counts_table(combined["status"].value_counts().to_dict(), "status"),
-            "preview": preview(combined),
-        }
-    )
+    add_partition_metadata(context, {learner: _by_status(frame) for learner, frame in frames.items()})
+    metadata.update(learners=len(learners), analyzer=pipeline.analyzer, **_by_status(combined))
     if pipeline.audio_retention == "purge_after_analysis":
         metadata["clips_purged"] = _purge_finished(warehouse.store(), frames)
-    return dg.MaterializeResult(value=frames, metadata=metadata)
+    return dg.MaterializeResult(value=frames, metadata=batch_metadata(metadata))
+
+
+def _by_status(analysis: pd.DataFrame) -> dict:
+    return {"by_status": counts_table(analysis["status"].value_counts().to_dict(), "status")}
 
 
 def _imported(learners, user_responses, pipeline: PipelineResource):
@@ -146,12 +152,12 @@ def _analysed(learners, user_responses, setup: GeminiSetup | None, store: Store)
 
 
 def _manifest(store: Store, learner: str) -> pd.DataFrame:
-    key = f"response_audio/{learner}.parquet"
+    key = layout.partition_file(response_audio.key.path[-1], learner)
     if not store.exists(key):
         raise dg.Failure(
             description=f"no recordings manifest for learner {learner}: materialize response_audio first"
         )
-    return read_parquet(store, [key]).to_pandas()
+    return read_parquet(store, [key], schema=MANIFEST_SCHEMA).to_pandas()
 
 
 def _report_metadata(report: AnalysisReport, model: str | None) -> dict:
@@ -182,5 +188,5 @@ def _purge_finished(store: Store, frames: dict[str, pd.DataFrame]) -> int:
             not any(statuses[status] for status in UNFINISHED)
             and statuses[ANALYSED] + sum(statuses.values()) > 0
         ):
-            purged += store.delete_prefix(f"response_audio/{learner}/")
+            purged += store.delete_prefix(layout.recordings_folder(learner))
     return purged

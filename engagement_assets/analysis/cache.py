@@ -17,6 +17,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from engagement_assets.analysis.schema import METRICS_SCHEMA
 from engagement_assets.storage.parquet import read_parquet, write_parquet
 from engagement_assets.storage.store import Store
 
@@ -24,12 +25,7 @@ CACHE_PREFIX = "analysis_cache/"
 CACHE_SCHEMA = pa.schema(
     [
         ("key", pa.string()),
-        ("EQ_score", pa.float64()),
-        ("engagement_score", pa.float64()),
-        ("dominant_emotion", pa.string()),
-        ("engagement_state", pa.string()),
-        ("pronunciation_accuracy", pa.string()),
-        ("audio_quality", pa.string()),
+        *METRICS_SCHEMA,
         ("model", pa.string()),
         ("prompt_version", pa.string()),
         ("input_tokens", pa.int64()),

@@ -24,7 +24,7 @@ from google import genai
 from google.genai import errors, types
 from pydantic import BaseModel, Field
 
-from engagement_assets.analysis.schema import InvalidAnalysis, validated_metrics
+from engagement_assets.analysis.schema import CATEGORY_SETS, InvalidAnalysis, validated_metrics
 from engagement_assets.errors import describe
 
 ANALYZER = "gemini"
@@ -47,10 +47,11 @@ class ClipAnalysis(BaseModel):
 
     EQ_score: int = Field(ge=0, le=100)
     engagement_score: int = Field(ge=0, le=100)
-    dominant_emotion: Literal["happiness", "sadness", "anger", "fear", "calmness"]
-    engagement_state: Literal["engaged", "neutral", "disengaged"]
-    pronunciation_accuracy: Literal["good", "average", "poor"]
-    audio_quality: Literal["good", "poor", "distorted", "blank"]
+    # Literal of a tuple lists its items: the allowed values come from the stored schema's category sets.
+    dominant_emotion: Literal[CATEGORY_SETS["dominant_emotion"]]
+    engagement_state: Literal[CATEGORY_SETS["engagement_state"]]
+    pronunciation_accuracy: Literal[CATEGORY_SETS["pronunciation_accuracy"]]
+    audio_quality: Literal[CATEGORY_SETS["audio_quality"]]
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,4 @@
-"""The per-response analysis every analyzer produces (SPEC §3, stage 5), and its validation.
+"""The per-response analysis every analyzer produces (stage 5), its stored columns, and its validation.
 
 Whatever the source (a model, the local heuristics, an imported file), values are checked field by field:
 a score outside 0-100 or a category outside its set makes the row `failed` with the reason in `error`,
@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+import pyarrow as pa
+
 from engagement_assets.ingestion.extended_json import number
 
 SCORES = ("EQ_score", "engagement_score")
@@ -18,17 +20,24 @@ CATEGORY_SETS = {
     "pronunciation_accuracy": ("good", "average", "poor"),
     "audio_quality": ("good", "poor", "distorted", "blank"),
 }
-METRICS = (*SCORES, *CATEGORY_SETS)
-ANALYSIS_COLUMNS = (
-    "event_mid",
-    "event_ets",
-    *METRICS,
-    "analyzer",
-    "model",
-    "prompt_version",
-    "status",
-    "error",
+# The six metrics every analyzer produces, as they are stored (here, in the result cache, in stage 6).
+METRICS_SCHEMA = pa.schema(
+    [(name, pa.float64()) for name in SCORES] + [(name, pa.string()) for name in CATEGORY_SETS]
 )
+METRICS = tuple(METRICS_SCHEMA.names)
+ANALYSIS_SCHEMA = pa.schema(
+    [
+        ("event_mid", pa.string()),
+        ("event_ets", pa.timestamp("ms")),
+        *METRICS_SCHEMA,
+        ("analyzer", pa.string()),
+        ("model", pa.string()),
+        ("prompt_version", pa.string()),
+        ("status", pa.string()),
+        ("error", pa.string()),
+    ]
+)
+ANALYSIS_COLUMNS = tuple(ANALYSIS_SCHEMA.names)
 
 ANALYSED = "analysed"
 FAILED = "failed"

@@ -10,16 +10,26 @@ from pydantic import Field
 from engagement_assets.audio.copier import (
     FAILED,
     MANIFEST_COLUMNS,
+    MANIFEST_SCHEMA,
     MISSING,
+    NO_AUDIO,
     STATUSES,
+    STORED,
     AudioCopier,
     Clip,
     CopyPolicy,
     Known,
 )
-from engagement_assets.platform.metadata import counts_table, preview
+from engagement_assets.platform.metadata import (
+    add_partition_metadata,
+    batch_metadata,
+    counts_table,
+    preview,
+    table_metadata,
+)
 from engagement_assets.platform.partitions import learners_of, network_batches, users
 from engagement_assets.platform.resources import StoreResource
+from engagement_assets.storage import layout
 from engagement_assets.storage.parquet import read_parquet
 from engagement_assets.storage.s3 import s3_client
 from engagement_assets.storage.store import Store, open_store
@@ -48,6 +58,7 @@ class AudioDownloadConfig(dg.Config):
     automation_condition=dg.AutomationCondition.eager(),
     group_name="audio",
     kinds={"s3", "parquet"},
+    metadata=table_metadata(MANIFEST_SCHEMA),
     check_specs=[
         dg.AssetCheckSpec(
             FAILURE_RATE_CHECK, asset=ASSET, description="Share of recordings that could not be copied."
@@ -62,7 +73,7 @@ def response_audio(
     audio_source: StoreResource,
 ):
     """Each response's recording copied from the audio bucket into platform storage under
-    `response_audio/<user_id>/<audio_link>`, and this manifest: one row per response with the stored path,
+    `recordings/<learner>/<audio_link>`, and this manifest: one row per response with the stored path,
     size, sha256, real format (WAV, or WebM under a .wav name) and a status (`stored`, `skipped_existing`,
     `missing`, `failed` with the error, `no_audio`)."""
     destination = warehouse.store()
@@ -74,7 +85,7 @@ def response_audio(
             row.event_mid,
             row.event_ets,
             row.audio_link if isinstance(row.audio_link, str) else None,
-            f"{ASSET}/{learner}",
+            layout.recordings_folder(learner).rstrip("/"),
         )
         for learner in learners
         for row in user_responses[learner].itertuples()
@@ -89,24 +100,22 @@ def response_audio(
         count = len(user_responses[learner])
         frames[learner] = manifest.iloc[offset : offset + count].reset_index(drop=True)
         offset += count
-    by_status = {status: int((manifest["status"] == status).sum()) for status in STATUSES}
-    with_link = len(manifest) - by_status["no_audio"]
-    failure_rate = by_status[FAILED] / with_link if with_link else 0.0
-    failures = manifest[manifest["status"].isin([FAILED, MISSING])]
+    add_partition_metadata(context, {learner: _described(frame) for learner, frame in frames.items()})
+    summary = _described(manifest)
+    with_link = len(manifest) - int((manifest["status"] == NO_AUDIO).sum())
+    failure_rate = summary["failure_rate"]
     return dg.MaterializeResult(
         value=frames,
-        metadata={
-            "dagster/row_count": len(manifest),
-            "by_status": counts_table(by_status, "status"),
-            "formats": counts_table(manifest["format"].value_counts().to_dict(), "format"),
-            "failure_rate": round(failure_rate, 4),
-            "missing_rate": round(by_status[MISSING] / with_link, 4) if with_link else 0.0,
-            "mb_stored": round(float(manifest.loc[manifest["status"] == "stored", "bytes"].sum()) / 1e6, 3),
-            "seconds": round(seconds, 2),
-            "clips_per_second": round(with_link / seconds, 1) if seconds else 0.0,
-            "workers": policy.workers,
-            "failures": preview(failures[["audio_link", "status", "error", "attempts"]]),
-        },
+        metadata=batch_metadata(
+            {
+                "learners": len(learners),
+                "clips": len(manifest),
+                **summary,
+                "seconds": round(seconds, 2),
+                "clips_per_second": round(with_link / seconds, 1) if seconds else 0.0,
+                "workers": policy.workers,
+            }
+        ),
         check_results=[
             dg.AssetCheckResult(
                 check_name=FAILURE_RATE_CHECK,
@@ -115,7 +124,7 @@ def response_audio(
                 metadata={
                     "failure_rate": round(failure_rate, 4),
                     "threshold": config.warn_failure_rate,
-                    "failed": by_status[FAILED],
+                    "failed": int((manifest["status"] == FAILED).sum()),
                 },
             )
         ],
@@ -134,14 +143,30 @@ def _source(url: str, policy: CopyPolicy) -> Store:
     return open_store(url, s3_client(config))
 
 
+def _described(manifest: pd.DataFrame) -> dict:
+    """What a manifest (one learner's, or the run's) says about its clips."""
+    by_status = {status: int((manifest["status"] == status).sum()) for status in STATUSES}
+    with_link = len(manifest) - by_status[NO_AUDIO]
+    failures = manifest[manifest["status"].isin([FAILED, MISSING])]
+    return {
+        "by_status": counts_table(by_status, "status"),
+        "formats": counts_table(manifest["format"].value_counts().to_dict(), "format"),
+        "failure_rate": round(by_status[FAILED] / with_link, 4) if with_link else 0.0,
+        "missing_rate": round(by_status[MISSING] / with_link, 4) if with_link else 0.0,
+        "mb_stored": round(float(manifest.loc[manifest["status"] == STORED, "bytes"].sum()) / 1e6, 3),
+        "failures": preview(failures[["audio_link", "status", "error", "attempts"]]),
+    }
+
+
 def _known(destination: Store, learners: list[str]) -> dict[str, Known]:
     """Size, hash and format of clips stored by earlier runs, from their manifests, by storage key."""
     known = {}
     for learner in learners:
-        key = f"{ASSET}/{learner}.parquet"
+        key = layout.partition_file(ASSET, learner)
         if not destination.exists(key):
             continue
-        earlier = read_parquet(destination, [key]).to_pandas()
+        earlier = read_parquet(destination, [key], schema=MANIFEST_SCHEMA).to_pandas()
+        folder = layout.recordings_folder(learner)
         for row in earlier.dropna(subset=["sha256"]).itertuples():
-            known[f"{ASSET}/{learner}/{row.audio_link}"] = Known(int(row.bytes), row.sha256, row.format)
+            known[f"{folder}{row.audio_link}"] = Known(int(row.bytes), row.sha256, row.format)
     return known

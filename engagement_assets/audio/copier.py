@@ -18,6 +18,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
+import pyarrow as pa
+
 from engagement_assets.audio.formats import SNIFF_BYTES, sniff_format
 from engagement_assets.errors import describe
 from engagement_assets.storage.keys import object_key_problem
@@ -31,18 +33,21 @@ FAILED = "failed"
 NO_AUDIO = "no_audio"
 STATUSES = (STORED, SKIPPED_EXISTING, MISSING, FAILED, NO_AUDIO)
 
-MANIFEST_COLUMNS = (
-    "event_mid",
-    "event_ets",
-    "audio_link",
-    "storage_path",
-    "bytes",
-    "sha256",
-    "format",
-    "status",
-    "error",
-    "attempts",
+MANIFEST_SCHEMA = pa.schema(
+    [
+        ("event_mid", pa.string()),
+        ("event_ets", pa.timestamp("ms")),
+        ("audio_link", pa.string()),
+        ("storage_path", pa.string()),
+        ("bytes", pa.int64()),
+        ("sha256", pa.string()),
+        ("format", pa.string()),
+        ("status", pa.string()),
+        ("error", pa.string()),
+        ("attempts", pa.int64()),
+    ]
 )
+MANIFEST_COLUMNS = tuple(MANIFEST_SCHEMA.names)
 READ_CHUNK = 1 << 20
 
 

@@ -6,15 +6,14 @@ import os
 import dagster as dg
 
 from engagement_assets.automation.watch import change_key, newer_files
-from engagement_assets.ingestion.assets import TELEMETRY_PREFIX, cleaned_telemetry
+from engagement_assets.ingestion.assets import cleaned_telemetry
 from engagement_assets.matching.assets import merged_responses
-from engagement_assets.matching.sessions import SESSIONS_PREFIX, learner_of_sessions_key
 from engagement_assets.platform.partitions import telemetry_drops, users
 from engagement_assets.platform.resources import StoreResource
 from engagement_assets.platform.runs import PARTITION_RANGE_END, PARTITION_RANGE_START
 from engagement_assets.responses.assets import user_responses
 from engagement_assets.responses.extract import learners_in_drops
-from engagement_assets.storage.keys import is_safe_partition_key
+from engagement_assets.storage import layout
 
 # Caps per evaluation keep each tick well inside the sensor timeout; the cursor carries on next tick.
 DROPS_PER_TICK = 25
@@ -32,16 +31,17 @@ TICK_SECONDS = int(os.environ.get("ENGAGEMENT_SENSOR_INTERVAL_SECONDS", "30"))
 def telemetry_drop_sensor(context: dg.SensorEvaluationContext, landing: StoreResource) -> dg.SensorResult:
     """Registers each file landing under `<landing>/telemetry/` (or rewritten there) as a telemetry_drops
     partition and cleans it."""
-    files = [
-        f for f in landing.store().list_files(TELEMETRY_PREFIX) if "/" not in f.key[len(TELEMETRY_PREFIX) :]
-    ]
+    files = {
+        stored: key
+        for stored in landing.store().list_files(layout.TELEMETRY_PREFIX)
+        if (key := layout.drop_of_telemetry_key(stored.key)) is not None
+    }
     fresh, cursor = newer_files(files, context.cursor, DROPS_PER_TICK)
-    drops = {f.key[len(TELEMETRY_PREFIX) :]: f for f in fresh}
-    keys = [name for name in drops if is_safe_partition_key(name)]
-    for name in sorted(set(drops) - set(keys)):
-        context.log.warning(f"skipping {name!r}: not usable as a partition key")
+    keys = [files[stored] for stored in fresh]
     return dg.SensorResult(
-        run_requests=[dg.RunRequest(partition_key=key, run_key=change_key(drops[key])) for key in keys],
+        run_requests=[
+            dg.RunRequest(partition_key=files[stored], run_key=change_key(stored)) for stored in fresh
+        ],
         dynamic_partitions_requests=[telemetry_drops.build_add_request(keys)] if keys else [],
         cursor=cursor,
     )
@@ -62,17 +62,12 @@ def learners_sensor(context: dg.SensorEvaluationContext, warehouse: StoreResourc
         return dg.SensorResult(cursor=context.cursor)
     drops = sorted({record.partition_key for record in records.records if record.partition_key})
     learners = learners_in_drops(warehouse.store(), drops)
-    safe = [learner for learner in learners if is_safe_partition_key(learner)]
-    if len(safe) < len(learners):
-        context.log.warning(
-            f"{len(learners) - len(safe)} learner id(s) are not usable as partition keys; skipped"
-        )
     known = set(context.instance.get_dynamic_partitions(users.name))
-    new = [learner for learner in safe if learner not in known]
+    new = [learner for learner in learners if learner not in known]
     tick = records.cursor
     requests = [
         dg.RunRequest(partition_key=learner, run_key=f"{tick}:{learner}")
-        for learner in safe
+        for learner in learners
         if learner in known
     ]
     if new:
@@ -98,14 +93,16 @@ def learners_sensor(context: dg.SensorEvaluationContext, warehouse: StoreResourc
 def sessions_sensor(context: dg.SensorEvaluationContext, landing: StoreResource) -> dg.SensorResult:
     """Re-matches a learner's responses when their lesson-tracking export lands or changes."""
     fresh, cursor = newer_files(
-        landing.store().list_files(SESSIONS_PREFIX), context.cursor, SESSION_FILES_PER_TICK
+        landing.store().list_files(layout.SESSIONS_PREFIX), context.cursor, SESSION_FILES_PER_TICK
     )
-    known = set(context.instance.get_dynamic_partitions(users.name))
-    requests = []
-    for stored in fresh:
-        learner = learner_of_sessions_key(stored.key)
-        if learner in known:
-            requests.append(dg.RunRequest(partition_key=learner, run_key=change_key(stored)))
+    learner_of = {
+        layout.sessions_key(key): key for key in context.instance.get_dynamic_partitions(users.name)
+    }
+    requests = [
+        dg.RunRequest(partition_key=learner_of[stored.key], run_key=change_key(stored))
+        for stored in fresh
+        if stored.key in learner_of
+    ]
     return dg.SensorResult(run_requests=requests, cursor=cursor)
 
 

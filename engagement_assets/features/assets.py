@@ -8,16 +8,20 @@ import pandas as pd
 from engagement_assets.analysis.schema import CATEGORY_SETS
 from engagement_assets.features import phases
 from engagement_assets.features.engagement_table import engagement_table, export_engagement_csv
-from engagement_assets.features.phases import NO_SESSION, UNMAPPED_PROGRESS
+from engagement_assets.features.phases import BOUNDED_SCORES, FEATURES_SCHEMA, NO_SESSION, UNMAPPED_PROGRESS
 from engagement_assets.features.report import by_phase, html_report, phase_chart, svg_markdown
-from engagement_assets.platform.metadata import counts_table, preview
+from engagement_assets.platform.metadata import (
+    add_partition_metadata,
+    batch_metadata,
+    counts_table,
+    table_metadata,
+)
 from engagement_assets.platform.partitions import learner_batches, learners_of, users
 from engagement_assets.platform.resources import StoreResource
+from engagement_assets.storage.layout import REPORT_KEY
 
 UNMAPPED_CHECK = "rows_dropped_for_unmapped_progress"
-REPORT_KEY = "reports/phase_level_engagement.html"
 RANGES_CHECK = "scores_and_categories_in_range"
-BOUNDED_SCORES = ("avg_accuracy", "avg_EQ", "avg_Engagement", "EQ_Accuracy_Score")
 
 
 @dg.asset(
@@ -26,6 +30,7 @@ BOUNDED_SCORES = ("avg_accuracy", "avg_EQ", "avg_Engagement", "EQ_Accuracy_Score
     automation_condition=dg.AutomationCondition.eager(),
     group_name="features",
     kinds={"parquet"},
+    metadata=table_metadata(FEATURES_SCHEMA),
     check_specs=[
         dg.AssetCheckSpec(
             UNMAPPED_CHECK,
@@ -47,21 +52,20 @@ def phase_features(
     """One row per practice phase a learner went through (learner, session, milestone level, phase P1…P8,
     S1, S2): when it started and ended, how many responses, mean accuracy, EQ and engagement, the most
     frequent emotion, engagement state, pronunciation and audio quality, and the gap to the next phase."""
-    frames, excluded = {}, Counter()
+    frames, excluded, described = {}, Counter(), {}
     for learner in learners_of(context):
         result = phases.phase_features(merged_responses[learner], audio_analysis[learner])
         frames[learner] = result.features
         excluded.update(result.excluded)
+        described[learner] = _described(result.features, result.excluded)
+    add_partition_metadata(context, described)
     combined = pd.concat(frames.values(), ignore_index=True)
     out_of_range = _out_of_range(combined)
     return dg.MaterializeResult(
         value=frames,
-        metadata={
-            "dagster/row_count": len(combined),
-            "phases_by_name": counts_table(combined["Phase"].value_counts().to_dict(), "phase"),
-            "responses_excluded": counts_table(excluded),
-            "preview": preview(combined),
-        },
+        metadata=batch_metadata(
+            {"learners": len(frames), "phases": len(combined), **_described(combined, excluded)}
+        ),
         check_results=[
             dg.AssetCheckResult(
                 check_name=UNMAPPED_CHECK,
@@ -83,6 +87,7 @@ def phase_features(
     automation_condition=dg.AutomationCondition.eager(),
     group_name="features",
     kinds={"parquet", "csv", "duckdb"},
+    metadata=table_metadata(FEATURES_SCHEMA),
 )
 def phase_level_engagement(
     context: dg.AssetExecutionContext, warehouse: StoreResource
@@ -97,7 +102,6 @@ def phase_level_engagement(
     return dg.MaterializeResult(
         value=table,
         metadata={
-            "dagster/row_count": len(table),
             "learners": int(table["UserId"].nunique()),
             "engagement_by_phase": dg.MetadataValue.md(
                 svg_markdown(phase_chart(table), "engagement by phase")
@@ -105,9 +109,15 @@ def phase_level_engagement(
             "by_phase": dg.MetadataValue.md(by_phase(table).round(1).to_markdown()),
             "report": dg.MetadataValue.path(store.uri(REPORT_KEY)),
             "export": dg.MetadataValue.path(export_uri),
-            "preview": preview(table),
         },
     )
+
+
+def _described(features: pd.DataFrame, excluded: Counter) -> dict:
+    return {
+        "phases_by_name": counts_table(features["Phase"].value_counts().to_dict(), "phase"),
+        "responses_excluded": counts_table(excluded),
+    }
 
 
 def _out_of_range(features: pd.DataFrame) -> dict[str, int]:

@@ -8,14 +8,14 @@ from pathlib import Path
 
 import duckdb
 import pandas as pd
-import pyarrow as pa
 import pyarrow.dataset as ds
 
-from engagement_assets.features.phases import FEATURE_COLUMNS, empty_features
+from engagement_assets.features.phases import FEATURE_COLUMNS, FEATURES_SCHEMA
+from engagement_assets.storage import layout
+from engagement_assets.storage.layout import EXPORT_KEY
 from engagement_assets.storage.store import Store
 
-FEATURES_PREFIX = "phase_features/"
-EXPORT_KEY = "exports/phase_level_engagement_full.csv"
+FEATURES = "phase_features"
 _ORDER = "UserId, start_time, SessionId"
 
 
@@ -42,13 +42,15 @@ class _features_view:
 
     def __enter__(self) -> duckdb.DuckDBPyConnection:
         self.con = duckdb.connect(config={"memory_limit": "512MB"})
-        keys = [f.key for f in self.store.list_files(FEATURES_PREFIX) if f.key.endswith(".parquet")]
+        keys = layout.partition_file_keys(self.store, FEATURES)
         if keys:
             filesystem, root = self.store.arrow()
-            dataset = ds.dataset([f"{root}/{key}" for key in keys], filesystem=filesystem, format="parquet")
+            paths = [f"{root}/{key}" for key in keys]
+            # The declared schema, so files written before it was enforced (null-typed when empty) still read.
+            dataset = ds.dataset(paths, filesystem=filesystem, format="parquet", schema=FEATURES_SCHEMA)
             self.con.register("features", dataset)
         else:
-            self.con.register("features", _empty_features_arrow())
+            self.con.register("features", FEATURES_SCHEMA.empty_table())
         return self.con
 
     def __exit__(self, *exc) -> None:
@@ -57,7 +59,3 @@ class _features_view:
 
 def _columns() -> str:
     return ", ".join(f'"{column}"' for column in FEATURE_COLUMNS)
-
-
-def _empty_features_arrow() -> pa.Table:
-    return pa.Table.from_pandas(empty_features(), preserve_index=False)

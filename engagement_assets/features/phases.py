@@ -1,4 +1,4 @@
-"""Stage 6: phase-level engagement features of one learner (SPEC §3).
+"""Stage 6: phase-level engagement features of one learner, and their stored columns.
 
 A phase is one practice step of one session at one milestone level, named from the lesson row's
 `Progress`. Rows without a lesson row or with a progress that names no phase (a game over, e.g. 26) are
@@ -11,6 +11,9 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 import pandas as pd
+import pyarrow as pa
+
+from engagement_assets.analysis.schema import CATEGORY_SETS, METRICS, METRICS_SCHEMA
 
 PHASE_BY_PROGRESS = {
     10: "P1",
@@ -28,31 +31,34 @@ PHASE_ORDER = {
     phase: rank for rank, phase in enumerate(["P1", "P2", "P3", "P4", "S1", "P5", "P6", "P7", "P8", "S2"])
 }
 GROUP = ["UserId", "SessionId", "MilestoneLevel", "Phase"]
-CATEGORIES = ("dominant_emotion", "engagement_state", "pronunciation_accuracy", "audio_quality")
-ANALYSIS_METRICS = ("EQ_score", "engagement_score", *CATEGORIES)
+CATEGORIES = tuple(CATEGORY_SETS)
 
-# The original export's columns, in its order; the added columns follow (SPEC §4).
-ORIGINAL_COLUMNS = (
-    "UserId",
-    "SessionId",
-    "MilestoneLevel",
-    "Phase",
-    "start_time",
-    "end_time",
-    "session_duration_mins",
-    "gap_to_next_mins",
-    "num_responses",
-    "avg_accuracy",
-    "avg_EQ",
-    "avg_Engagement",
-    "EQ_Accuracy_Score",
-    "dominant_emotion",
-    "engagement_state",
-    "pronunciation_accuracy",
-    "audio_quality",
+_TEXT, _TIME, _MINUTES, _MEAN = pa.string(), pa.timestamp("ms"), pa.float64(), pa.float64()
+# The original export's columns, in its order; the added columns follow.
+FEATURES_SCHEMA = pa.schema(
+    [
+        ("UserId", _TEXT),
+        ("SessionId", _TEXT),
+        ("MilestoneLevel", _TEXT),
+        ("Phase", _TEXT),
+        ("start_time", _TIME),
+        ("end_time", _TIME),
+        ("session_duration_mins", _MINUTES),
+        ("gap_to_next_mins", _MINUTES),
+        ("num_responses", pa.int64()),
+        ("avg_accuracy", _MEAN),
+        ("avg_EQ", _MEAN),
+        ("avg_Engagement", _MEAN),
+        ("EQ_Accuracy_Score", _MEAN),
+        *(METRICS_SCHEMA.field(name) for name in CATEGORIES),
+        ("first_response_at", _TIME),
+        ("active_mins", _MINUTES),
+    ]
 )
+FEATURE_COLUMNS = tuple(FEATURES_SCHEMA.names)
 ADDED_COLUMNS = ("first_response_at", "active_mins")
-FEATURE_COLUMNS = ORIGINAL_COLUMNS + ADDED_COLUMNS
+ORIGINAL_COLUMNS = FEATURE_COLUMNS[: -len(ADDED_COLUMNS)]
+BOUNDED_SCORES = ("avg_accuracy", "avg_EQ", "avg_Engagement", "EQ_Accuracy_Score")
 
 NO_SESSION = "no_session"
 UNMAPPED_PROGRESS = "unmapped_progress"
@@ -74,7 +80,7 @@ def phase_of(progress: pd.Series) -> pd.Series:
 def phase_features(merged: pd.DataFrame, analysis: pd.DataFrame) -> PhaseFeatures:
     """Aggregate one learner's merged responses (stage 3) and their analysis (stage 5) per phase."""
     rows = merged.merge(
-        analysis[["event_mid", "event_ets", *ANALYSIS_METRICS]], on=["event_mid", "event_ets"], how="left"
+        analysis[["event_mid", "event_ets", *METRICS]], on=["event_mid", "event_ets"], how="left"
     )
     rows["Phase"] = phase_of(rows["Progress"])
     no_session = rows["SessionId"].isna()
@@ -131,18 +137,4 @@ def _minutes(delta: pd.Series) -> pd.Series:
 
 
 def empty_features() -> pd.DataFrame:
-    frame = pd.DataFrame({column: pd.Series(dtype="str") for column in FEATURE_COLUMNS})
-    for column in ("start_time", "end_time", "first_response_at"):
-        frame[column] = frame[column].astype("datetime64[ms]")
-    for column in (
-        "session_duration_mins",
-        "gap_to_next_mins",
-        "avg_accuracy",
-        "avg_EQ",
-        "avg_Engagement",
-        "EQ_Accuracy_Score",
-        "active_mins",
-    ):
-        frame[column] = frame[column].astype("float64")
-    frame["num_responses"] = frame["num_responses"].astype("int64")
-    return frame
+    return FEATURES_SCHEMA.empty_table().to_pandas()

@@ -6,19 +6,16 @@ import time
 from pathlib import Path
 
 import dagster as dg
-import pyarrow.parquet as pq
 from pydantic import Field
 
 from engagement_assets.ingestion.cleaning import DEFAULT_CHUNK_SIZE, clean_drop, default_workers
+from engagement_assets.ingestion.parsing import RESPONSE_SCHEMA
 from engagement_assets.ingestion.records import NotJsonError
-from engagement_assets.platform.metadata import counts_table, preview
+from engagement_assets.platform.metadata import counts_table, table_metadata
 from engagement_assets.platform.partitions import telemetry_drops
 from engagement_assets.platform.resources import StoreResource
-from engagement_assets.storage.keys import check_partition_key
+from engagement_assets.storage import layout
 from engagement_assets.storage.parquet import ParquetParts
-
-TELEMETRY_PREFIX = "telemetry/"
-QUARANTINE_PREFIX = "quarantine/cleaned_telemetry/"
 
 telemetry_drop = dg.AssetSpec(
     "telemetry_drop",
@@ -53,6 +50,7 @@ class CleaningConfig(dg.Config):
     deps=[telemetry_drop],
     group_name="ingestion",
     kinds={"parquet"},
+    metadata=table_metadata(RESPONSE_SCHEMA),
 )
 def cleaned_telemetry(
     context: dg.AssetExecutionContext,
@@ -63,8 +61,8 @@ def cleaned_telemetry(
     """Every scorable English spoken answer (RESPONSE/SPEAK event) in one telemetry drop, one row per
     response with its learner, expected sentence, recognised text, accuracy and recording key, deduplicated
     within the drop. Stored as one Parquet part per input chunk; malformed records go to a quarantine file."""
-    drop = check_partition_key(context.partition_key, telemetry_drops.name)
-    source, source_key = landing.store(), TELEMETRY_PREFIX + drop
+    drop = context.partition_key
+    source, source_key = landing.store(), layout.telemetry_key(drop)
     workdir = Path(tempfile.mkdtemp(prefix="cleaned-telemetry-"))
     started = time.monotonic()
     try:
@@ -82,9 +80,7 @@ def cleaned_telemetry(
         shutil.rmtree(workdir, ignore_errors=True)
         raise
     seconds = time.monotonic() - started
-    first_part = pq.read_table(parts.files[0]).slice(0, 10).to_pandas()
     metadata = {
-        "dagster/row_count": report.kept,
         "source": dg.MetadataValue.path(source.uri(source_key)),
         "source_mb": round(size / 1e6, 2),
         "records": report.records,
@@ -98,7 +94,6 @@ def cleaned_telemetry(
         "quarantined_by_reason": counts_table(report.quarantined),
         "seconds": round(seconds, 2),
         "mb_per_second": round(size / 1e6 / seconds, 1) if seconds else 0.0,
-        "preview": preview(first_part),
     }
     if quarantine_uri:
         metadata["quarantine"] = dg.MetadataValue.path(quarantine_uri)
@@ -107,9 +102,9 @@ def cleaned_telemetry(
 
 
 def landed_drops(store) -> list[str]:
-    """Names of the files directly under `telemetry/` in the landing area: the telemetry_drops keys."""
-    names = (stored.key[len(TELEMETRY_PREFIX) :] for stored in store.list_files(TELEMETRY_PREFIX))
-    return [name for name in names if "/" not in name and not name.startswith(".")]
+    """The telemetry_drops keys of the files landed directly under `telemetry/`."""
+    keys = (layout.drop_of_telemetry_key(stored.key) for stored in store.list_files(layout.TELEMETRY_PREFIX))
+    return [key for key in keys if key is not None]
 
 
 def _size_of(store, key: str) -> int:
@@ -121,7 +116,7 @@ def _size_of(store, key: str) -> int:
 
 def _publish_quarantine(store, drop: str, quarantine_file: Path, any_malformed: bool) -> str | None:
     """Store the drop's quarantine file, or remove a stale one when this run found nothing malformed."""
-    key = f"{QUARANTINE_PREFIX}{drop}.jsonl"
+    key = layout.quarantine_key(drop)
     if not any_malformed:
         store.delete(key)
         return None

@@ -1,18 +1,16 @@
 """Stage 3 wiring: each learner's lesson-tracking export, and their responses matched to it."""
 
+from collections import Counter
+
 import dagster as dg
 import pandas as pd
 
-from engagement_assets.matching.matching import match_responses
-from engagement_assets.matching.sessions import (
-    SessionsFileError,
-    empty_sessions,
-    parse_sessions,
-    sessions_key,
-)
-from engagement_assets.platform.metadata import preview
+from engagement_assets.matching.matching import MERGED_SCHEMA, match_responses
+from engagement_assets.matching.sessions import SessionsFileError, empty_sessions, parse_sessions
+from engagement_assets.platform.metadata import add_partition_metadata, batch_metadata, table_metadata
 from engagement_assets.platform.partitions import learner_batches, learners_of, users
 from engagement_assets.platform.resources import PipelineResource, StoreResource
+from engagement_assets.storage import layout
 from engagement_assets.storage.store import Store
 
 # Below this share of matched responses the match check warns: usually a sessions export is missing or
@@ -27,7 +25,7 @@ learner_sessions = dg.AssetSpec(
     group_name="learners",
     kinds={"csv"},
     description=(
-        "A learner's lesson-tracking export `<landing>/sessions/<user_id>_learnerai_data.csv`: one row per "
+        "A learner's lesson-tracking export `<landing>/sessions/<learner key>_learnerai_data.csv`: one row per "
         "practice step saved (sessionId, milestoneLevel, lesson, progress, createdAt). A learner without "
         "a file simply has no lesson rows."
     ),
@@ -44,6 +42,7 @@ learner_sessions = dg.AssetSpec(
     backfill_policy=learner_batches,
     group_name="learners",
     kinds={"parquet"},
+    metadata=table_metadata(MERGED_SCHEMA),
     check_specs=[
         dg.AssetCheckSpec(
             MATCHED_SHARE_CHECK,
@@ -68,27 +67,23 @@ def merged_responses(
     `session_forward` (same ContentSession, first row at or after the response). Unmatched responses stay
     with empty session columns."""
     store = landing.store()
-    frames, totals = {}, {"matched": 0, "unmatched": 0, "placed_differently": 0, "other_session": 0}
+    other_rule = "session_forward" if pipeline.match_strategy == "nearest" else "nearest"
+    frames, counts = {}, {}
     for learner in learners_of(context):
         result = match_responses(
             user_responses[learner], load_learner_sessions(store, learner), pipeline.match_strategy
         )
         frames[learner] = result.merged
-        for name in totals:
-            totals[name] += getattr(result, name)
+        counts[learner] = Counter({name: getattr(result, name) for name in _COUNTED})
+    add_partition_metadata(context, {learner: _described(c, other_rule) for learner, c in counts.items()})
+    totals = sum(counts.values(), Counter())
     responses = totals["matched"] + totals["unmatched"]
     share = totals["matched"] / responses if responses else 1.0
-    other_rule = "session_forward" if pipeline.match_strategy == "nearest" else "nearest"
     return dg.MaterializeResult(
         value=frames,
         metadata={
-            "dagster/row_count": responses,
             "strategy": pipeline.match_strategy,
-            "matched": totals["matched"],
-            "unmatched": totals["unmatched"],
-            "matched_share": round(share, 4),
-            f"placed_differently_by_{other_rule}": totals["placed_differently"],
-            "preview": preview(pd.concat(frames.values(), ignore_index=True)),
+            **batch_metadata({"learners": len(frames), **_described(totals, other_rule)}),
         },
         check_results=[
             dg.AssetCheckResult(
@@ -111,9 +106,24 @@ def merged_responses(
     )
 
 
+_COUNTED = ("matched", "unmatched", "placed_differently", "other_session")
+
+
+def _described(counts: Counter, other_rule: str) -> dict:
+    responses = counts["matched"] + counts["unmatched"]
+    return {
+        "responses": responses,
+        "matched": counts["matched"],
+        "unmatched": counts["unmatched"],
+        "matched_share": round(counts["matched"] / responses, 4) if responses else 1.0,
+        f"placed_differently_by_{other_rule}": counts["placed_differently"],
+    }
+
+
 def load_learner_sessions(store: Store, learner: str) -> pd.DataFrame:
-    """The learner's lesson rows; none when there is no file, a clear failure when the file is unusable."""
-    key = sessions_key(learner)
+    """The lesson rows of a learner (by partition key); none when there is no file, a clear failure when
+    the file is unusable."""
+    key = layout.sessions_key(learner)
     if not store.exists(key):
         return empty_sessions()
     try:

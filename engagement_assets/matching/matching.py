@@ -15,9 +15,10 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
-from engagement_assets.ingestion.events import RESPONSE_COLUMNS
-from engagement_assets.matching.sessions import SESSION_COLUMNS
+from engagement_assets.ingestion.parsing import RESPONSE_SCHEMA
+from engagement_assets.matching.sessions import SESSION_COLUMNS, SESSIONS_SCHEMA
 
 NEAREST = "nearest"
 SESSION_FORWARD = "session_forward"
@@ -26,7 +27,11 @@ TOLERANCE = pd.Timedelta(minutes=5)
 
 # The response columns under the original system's names, then the lesson row's.
 RENAMED = {"user_id": "UserId", "created_at": "CreatedAt_Response"}
-MERGED_COLUMNS = tuple(RENAMED.get(column, column) for column in RESPONSE_COLUMNS) + SESSION_COLUMNS[1:]
+MERGED_SCHEMA = pa.schema(
+    [field.with_name(RENAMED.get(field.name, field.name)) for field in RESPONSE_SCHEMA]
+    + [field for field in SESSIONS_SCHEMA if field.name != "UserId"]
+)
+MERGED_COLUMNS = tuple(MERGED_SCHEMA.names)
 UNMATCHED = -1
 
 

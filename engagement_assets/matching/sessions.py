@@ -9,27 +9,32 @@ from __future__ import annotations
 import io
 
 import pandas as pd
+import pyarrow as pa
+
+from engagement_assets.storage import layout
+from engagement_assets.storage.keys import key_of
 
 REQUIRED_COLUMNS = ("userId", "sessionId", "milestoneLevel", "lesson", "progress", "createdAt")
-SESSION_COLUMNS = ("UserId", "SessionId", "MilestoneLevel", "Lesson", "Progress", "CreatedAt_Session")
+SESSIONS_SCHEMA = pa.schema(
+    [
+        ("UserId", pa.string()),
+        ("SessionId", pa.string()),
+        ("MilestoneLevel", pa.string()),
+        ("Lesson", pa.string()),
+        ("Progress", pa.float64()),
+        ("CreatedAt_Session", pa.timestamp("ms")),
+    ]
+)
+SESSION_COLUMNS = tuple(SESSIONS_SCHEMA.names)
 
 
 class SessionsFileError(ValueError):
     pass
 
 
-SESSIONS_PREFIX = "sessions/"
-_SESSIONS_SUFFIX = "_learnerai_data.csv"
-
-
 def sessions_key(user_id: str) -> str:
-    return f"{SESSIONS_PREFIX}{user_id}{_SESSIONS_SUFFIX}"
-
-
-def learner_of_sessions_key(key: str) -> str | None:
-    """The learner a `sessions/<user_id>_learnerai_data.csv` key belongs to (None for other files)."""
-    name = key[len(SESSIONS_PREFIX) :] if key.startswith(SESSIONS_PREFIX) else ""
-    return name[: -len(_SESSIONS_SUFFIX)] if name.endswith(_SESSIONS_SUFFIX) and "/" not in name else None
+    """Where the landing area holds a learner id's export: `sessions/<learner key>_learnerai_data.csv`."""
+    return layout.sessions_key(key_of(user_id))
 
 
 def empty_sessions() -> pd.DataFrame:

@@ -1,10 +1,11 @@
 """The Parquet I/O manager every table asset persists through, on a local folder or S3.
 
-Layout: `<storage>/<asset>/<partition>.parquet`, or a folder `<storage>/<asset>/<partition>/part-*.parquet`
-for assets that stream several parts (`ParquetParts`). Day-partitioned assets may ask (asset metadata
-`LAYOUT_METADATA: DAILY_HIVE`) for `<storage>/<asset>/year=YYYY/month=MM/day=DD/` instead. Writes are atomic. A run that covers several
-partitions (a batched backfill) returns `{partition_key: value}` and each partition gets its own file, which
-Dagster's UPathIOManager cannot do (dagster-io/dagster#14332).
+Paths come from the storage layout (`storage/layout.py`): `<asset>/<partition>.parquet`, a folder of parts
+for assets that stream several (`ParquetParts`), or `<asset>/year=YYYY/month=MM/day=DD/` for day-partitioned
+assets that ask for it (definition metadata `LAYOUT_METADATA: DAILY_HIVE`). Every file is written with the
+asset's declared schema (`platform.metadata.table_metadata`), atomically. A run that covers several
+partitions (a batched backfill) returns `{partition_key: value}`: each partition gets its own file, which
+Dagster's UPathIOManager cannot do (dagster-io/dagster#14332), and its own row count, path and preview.
 """
 
 from __future__ import annotations
@@ -15,14 +16,21 @@ from collections.abc import Mapping
 from pathlib import Path
 
 import dagster as dg
-import pandas as pd
 import pyarrow as pa
+import pyarrow.parquet as pq
 
-from engagement_assets.storage.keys import check_partition_key, daily_hive_folder
+from engagement_assets.platform.metadata import (
+    PREVIEW_ROWS,
+    ROW_COUNT,
+    add_partition_metadata,
+    declared_schema,
+    preview,
+)
+from engagement_assets.storage import layout
 from engagement_assets.storage.parquet import ParquetParts, read_parquet, write_parquet
 from engagement_assets.storage.store import Store, open_store
+from engagement_assets.storage.tables import check_schema, conform
 
-PARQUET = ".parquet"
 LAYOUT_METADATA = "engagement/partition_layout"
 DAILY_HIVE = "daily_hive"
 
@@ -36,32 +44,42 @@ class ParquetIOManager(dg.ConfigurableIOManager):
         if obj is None:
             return
         store = open_store(self.storage_url)
-        layout = (context.definition_metadata or {}).get(LAYOUT_METADATA)
-        values = _values_by_partition(context, obj)
-        for partition, value in values.items():
-            _write(store, _base_key(context.asset_key, partition, layout), value)
-        partition, value = next(iter(values.items()))
-        suffix = "/" if isinstance(value, ParquetParts) else PARQUET
-        context.add_output_metadata(
-            {
-                "storage": dg.MetadataValue.path(
-                    store.uri(_base_key(context.asset_key, partition, layout) + suffix)
-                )
-            }
-        )
+        asset = _asset_name(context.asset_key)
+        schema = declared_schema(context.definition_metadata)
+        if schema is None:
+            raise dg.DagsterInvariantViolationError(
+                f"{asset}: the Parquet I/O manager stores only assets that declare their columns "
+                "(metadata=table_metadata(schema))"
+            )
+        layout_name = (context.definition_metadata or {}).get(LAYOUT_METADATA)
+        written = {
+            partition: _write(store, _location(asset, partition, layout_name, value), value, schema, asset)
+            for partition, value in _values_by_partition(context, obj).items()
+        }
+        if None in written:
+            context.add_output_metadata(written[None])
+        else:
+            add_partition_metadata(context, written)
 
     def load_input(self, context: dg.InputContext):
         store = open_store(self.storage_url)
+        asset = _asset_name(context.asset_key)
+        upstream = context.upstream_output.definition_metadata if context.upstream_output else None
+        schema = declared_schema(upstream)
         if not context.has_asset_partitions:
-            return _read(store, _base_key(context.asset_key, None)).to_pandas()
-        layout = (context.upstream_output.definition_metadata or {}).get(LAYOUT_METADATA)
+            return _read(store, layout.table_file(asset), None, schema).to_pandas()
+        layout_name = (upstream or {}).get(LAYOUT_METADATA)
         frames = {
-            key: _read(store, _base_key(context.asset_key, key, layout)).to_pandas()
+            key: _read(store, *_candidates(asset, key, layout_name), schema).to_pandas()
             for key in context.asset_partition_keys
         }
         if len(frames) == 1 and not _wants_mapping(context):
             return next(iter(frames.values()))
         return frames
+
+
+def _asset_name(asset_key: dg.AssetKey) -> str:
+    return "/".join(asset_key.path)
 
 
 def _values_by_partition(context: dg.OutputContext, obj) -> dict:
@@ -85,45 +103,63 @@ def _values_by_partition(context: dg.OutputContext, obj) -> dict:
     return {keys[0]: obj}
 
 
-def _base_key(asset_key: dg.AssetKey, partition: str | None, layout: str | None = None) -> str:
-    base = "/".join(asset_key.path)
+def _location(asset: str, partition: str | None, layout_name: str | None, value) -> str:
+    """The file (or, ending in '/', the folder of parts) one partition is stored as."""
     if partition is None:
-        return base
-    if layout == DAILY_HIVE:
-        return daily_hive_folder(base, check_partition_key(partition))
-    return f"{base}/{check_partition_key(partition)}"
+        return layout.table_file(asset)
+    if layout_name == DAILY_HIVE:
+        return layout.day_folder(asset, partition)
+    if isinstance(value, ParquetParts):
+        return layout.partition_folder(asset, partition)
+    return layout.partition_file(asset, partition)
 
 
-def _write(store: Store, base: str, value) -> None:
+def _candidates(asset: str, partition: str, layout_name: str | None) -> tuple[str, str]:
+    if layout_name == DAILY_HIVE:
+        folder = layout.day_folder(asset, partition)
+        return folder, folder
+    return layout.partition_file(asset, partition), layout.partition_folder(asset, partition)
+
+
+def _write(store: Store, location: str, value, schema: pa.Schema, asset: str) -> dict:
+    """Store one partition; returns the metadata that describes it."""
     if isinstance(value, ParquetParts):
         try:
-            store.replace_folder(base, value.named())
+            for path in value.files:
+                check_schema(pq.read_schema(path), schema, asset)
+            store.replace_folder(location, value.named())
+            first_rows = _first_rows(value, schema)
         finally:
             value.discard()
-        return
-    table = _as_table(value, base)
-    with tempfile.TemporaryDirectory(prefix="parquet-io-") as scratch:
-        store.put_file(write_parquet(table, Path(scratch) / "value.parquet"), base + PARQUET)
+        rows = value.rows
+    else:
+        table = conform(value, schema, asset)
+        with tempfile.TemporaryDirectory(prefix="parquet-io-") as scratch:
+            store.put_file(write_parquet(table, Path(scratch) / "value.parquet"), location)
+        rows, first_rows = table.num_rows, table.slice(0, PREVIEW_ROWS)
+    return {
+        ROW_COUNT: rows,
+        "storage": dg.MetadataValue.path(store.uri(location)),
+        "preview": preview(first_rows),
+    }
 
 
-def _as_table(value, base: str) -> pa.Table:
-    if isinstance(value, pa.Table):
-        return value
-    if isinstance(value, pd.DataFrame):
-        return pa.Table.from_pandas(value, preserve_index=False)
-    raise dg.DagsterInvariantViolationError(
-        f"{base}: the Parquet I/O manager stores DataFrames, Arrow tables or ParquetParts, "
-        f"not {type(value).__name__}"
-    )
+def _first_rows(parts: ParquetParts, schema: pa.Schema) -> pa.Table:
+    for path in parts.files:
+        for batch in pq.ParquetFile(path).iter_batches(batch_size=PREVIEW_ROWS):
+            if batch.num_rows:
+                return pa.Table.from_batches([batch])
+    return schema.empty_table()
 
 
-def _read(store: Store, base: str) -> pa.Table:
-    if store.exists(base + PARQUET):
-        return read_parquet(store, [base + PARQUET])
-    parts = [stored.key for stored in store.list_files(base + "/") if stored.key.endswith(PARQUET)]
+def _read(store: Store, file_key: str, folder: str | None, schema: pa.Schema | None) -> pa.Table:
+    if not file_key.endswith("/") and store.exists(file_key):
+        return read_parquet(store, [file_key], schema=schema)
+    parts = [f.key for f in store.list_files(folder) if f.key.endswith(layout.PARQUET)] if folder else []
     if parts:
-        return read_parquet(store, parts)
-    raise FileNotFoundError(f"nothing stored for {base!r} under {store.url} (materialize it first)")
+        return read_parquet(store, parts, schema=schema)
+    where = folder or file_key
+    raise FileNotFoundError(f"nothing stored for {where!r} under {store.url} (materialize it first)")
 
 
 def _wants_mapping(context: dg.InputContext) -> bool:

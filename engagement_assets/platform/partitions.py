@@ -1,4 +1,8 @@
-"""The two partition sets: one key per landed telemetry file, one key per learner."""
+"""The two partition sets: one key per landed telemetry file, one key per learner.
+
+Keys are `storage.keys.key_of` of the file name or learner id: the text itself when it is safe, else its
+reversible encoding, so no learner and no drop is ever refused.
+"""
 
 from __future__ import annotations
 
@@ -21,14 +25,15 @@ network_batches = dg.BackfillPolicy.multi_run(max_partitions_per_run=NETWORK_LEA
 
 
 def learners_of(context: dg.AssetExecutionContext) -> list[str]:
-    """The learners this run covers (one, or a batch in a backfill), each checked as a safe path segment."""
+    """The learner keys this run covers (one, or a batch in a backfill), each checked to be a key some
+    learner id encodes to (a key added by hand in the UI may not be)."""
     return [check_partition_key(key, users.name) for key in context.partition_keys]
 
 
 def register_partitions(
     instance: dg.DagsterInstance, partitions: dg.DynamicPartitionsDefinition, keys: list[str]
 ) -> list[str]:
-    """Add keys to a dynamic partition set after checking each is a safe path segment; returns the new ones."""
+    """Add keys (made with `key_of`) to a dynamic partition set, all or none; returns the new ones."""
     for key in keys:
         check_partition_key(key, partitions.name)
     existing = set(instance.get_dynamic_partitions(partitions.name))

@@ -22,6 +22,7 @@ from urllib.parse import urlparse
 import pyarrow.fs as pafs
 from botocore.exceptions import ClientError
 
+from engagement_assets.storage.layout import STAGING_PREFIX
 from engagement_assets.storage.s3 import arrow_s3_filesystem, is_missing, s3_client
 
 # Local temp names start with a dot: listings skip them and partition keys may not start with one.
@@ -152,8 +153,12 @@ class LocalStore(Store):
         """Locally the whole folder is swapped in with renames, so readers never see a mix of versions."""
         target = self.path(prefix.rstrip("/"))
         target.parent.mkdir(parents=True, exist_ok=True)
-        staging = target.with_name(f"{_TEMP_PREFIX}{target.name}.{uuid.uuid4().hex}.staging")
-        retired = target.with_name(f"{_TEMP_PREFIX}{target.name}.{uuid.uuid4().hex}.retired")
+        # Staged at the root, not beside the target: a glob over the asset's folder never sees a half-built
+        # or retired copy.
+        scratch = self.path(STAGING_PREFIX)
+        scratch.mkdir(parents=True, exist_ok=True)
+        staging = scratch / f"{uuid.uuid4().hex}.staging"
+        retired = scratch / f"{uuid.uuid4().hex}.retired"
         staging.mkdir()
         try:
             for name, local in files.items():

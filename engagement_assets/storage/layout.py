@@ -1,0 +1,131 @@
+"""Where everything lives, in platform storage and in the landing area: the one owner of every path.
+
+Platform storage (`ENGAGEMENT_STORAGE_URL`):
+
+    <asset>.parquet                                 an unpartitioned table (phase_level_engagement, ...)
+    <asset>/<partition>.parquet                     one file per partition (user_responses, ...)
+    <asset>/<partition>/part-NNNNN.parquet          a partition written as parts (cleaned_telemetry)
+    <asset>/year=YYYY/month=MM/day=DD/part-NNNNN.parquet   a day partition (the conversation tables)
+    recordings/<learner>/<audio_link>               the copied recordings (stage 4)
+    quarantine/cleaned_telemetry/<drop>.jsonl       a drop's malformed records
+    exports/..., reports/...                        the all-learner CSV and the HTML report
+
+`<partition>` is the partition key's storage segment (`keys.storage_segment`). Every glob here matches
+exactly the partitions of one asset: temporary files end in `.tmp`, and folders being swapped in are
+staged under `.staging/` at the storage root, outside every asset folder.
+
+Landing area (`ENGAGEMENT_LANDING_URL`): drops directly under `telemetry/`, and each learner's
+lesson-tracking export as `sessions/<learner key>_learnerai_data.csv`.
+"""
+
+from __future__ import annotations
+
+from engagement_assets.storage.keys import key_of, storage_segment, text_of_key
+
+PARQUET = ".parquet"
+PART_NAME = "part-{index:05d}.parquet"
+STAGING_PREFIX = ".staging/"
+RECORDINGS_PREFIX = "recordings/"
+QUARANTINE_PREFIX = "quarantine/cleaned_telemetry/"
+EXPORT_KEY = "exports/phase_level_engagement_full.csv"
+REPORT_KEY = "reports/phase_level_engagement.html"
+
+TELEMETRY_PREFIX = "telemetry/"
+SESSIONS_PREFIX = "sessions/"
+SESSIONS_SUFFIX = "_learnerai_data.csv"
+
+
+def table_file(asset: str) -> str:
+    return asset + PARQUET
+
+
+def partition_file(asset: str, key: str) -> str:
+    return f"{asset}/{storage_segment(key)}{PARQUET}"
+
+
+def partition_folder(asset: str, key: str) -> str:
+    return f"{asset}/{storage_segment(key)}/"
+
+
+def day_folder(asset: str, day: str) -> str:
+    """`<asset>/year=YYYY/month=MM/day=DD/` for a day key `YYYY-MM-DD`: the layout query engines prune by."""
+    year, month, day_of_month = day.split("-")
+    return f"{asset}/year={year}/month={month}/day={day_of_month}/"
+
+
+def part_name(index: int) -> str:
+    return PART_NAME.format(index=index)
+
+
+def partition_files_glob(asset: str) -> str:
+    return f"{asset}/*{PARQUET}"
+
+
+def partition_parts_glob(asset: str) -> str:
+    return f"{asset}/*/*{PARQUET}"
+
+
+def day_parts_glob(asset: str) -> str:
+    return f"{asset}/year=*/month=*/day=*/*{PARQUET}"
+
+
+def partition_file_keys(store, asset: str) -> list[str]:
+    """The stored one-file partitions of `asset`, sorted."""
+    return _layout_files(store, asset, depth=1)
+
+
+def partition_part_keys(store, asset: str) -> list[str]:
+    """The stored parts of every partition of a parts asset, sorted."""
+    return _layout_files(store, asset, depth=2)
+
+
+def day_part_keys(store, asset: str) -> list[str]:
+    """The stored parts of every day of a day-partitioned asset, sorted."""
+    return _layout_files(store, asset, depth=4)
+
+
+def segment_of_part(part_key: str) -> str:
+    """The partition folder a part (`<asset>/<segment>/<part>`) belongs to."""
+    return part_key.split("/")[1]
+
+
+def recordings_folder(learner: str) -> str:
+    """Where a learner's copied recordings live (`learner` is their partition key)."""
+    return f"{RECORDINGS_PREFIX}{storage_segment(learner)}/"
+
+
+def quarantine_key(drop: str) -> str:
+    return f"{QUARANTINE_PREFIX}{storage_segment(drop)}.jsonl"
+
+
+def telemetry_key(drop: str) -> str:
+    """The landed file a telemetry_drops key stands for."""
+    return TELEMETRY_PREFIX + text_of_key(drop)
+
+
+def drop_of_telemetry_key(key: str) -> str | None:
+    """The telemetry_drops key of a landed file, or None for what is not a drop (subfolders, dot-files
+    that uploaders use for files still being written)."""
+    name = key[len(TELEMETRY_PREFIX) :] if key.startswith(TELEMETRY_PREFIX) else ""
+    if not name or "/" in name or name.startswith("."):
+        return None
+    return key_of(name)
+
+
+def sessions_key(learner: str) -> str:
+    """The lesson-tracking export of a learner (`learner` is their partition key)."""
+    return f"{SESSIONS_PREFIX}{storage_segment(learner)}{SESSIONS_SUFFIX}"
+
+
+def _layout_files(store, asset: str, depth: int) -> list[str]:
+    """Keys `<asset>/<depth segments>` ending in `.parquet`, none of them hidden."""
+    found = []
+    for stored in store.list_files(asset + "/"):
+        segments = stored.key.split("/")
+        if (
+            len(segments) == depth + 1
+            and stored.key.endswith(PARQUET)
+            and not any(segment.startswith(".") for segment in segments)
+        ):
+            found.append(stored.key)
+    return found
