@@ -4,8 +4,84 @@ time), per conversation (counts, duration, response times), per user, and daily/
 from __future__ import annotations
 
 import pandas as pd
+import pyarrow as pa
+
+from engagement_assets.conversations.records import TIMESTAMP, record_schema
 
 PERIODS = {"daily": "D", "weekly": "W-SUN", "monthly": "M"}
+# The stored tables these functions build: what every day's file holds, and the UI shows.
+MESSAGES_SCHEMA = pa.schema(
+    [
+        *record_schema("messages"),
+        ("position", pa.int64()),
+        ("text_length", pa.int64()),
+        ("word_count", pa.int64()),
+        ("has_translation", pa.bool_()),
+        ("response_seconds", pa.float64()),
+        ("conversation_date", pa.date32()),
+    ]
+)
+CONVERSATIONS_SCHEMA = pa.schema(
+    [
+        *record_schema("conversations"),
+        ("message_count", pa.int64()),
+        ("user_message_count", pa.int64()),
+        ("assistant_message_count", pa.int64()),
+        ("user_word_count", pa.int64()),
+        ("first_message_at", TIMESTAMP),
+        ("last_message_at", TIMESTAMP),
+        ("avg_response_seconds", pa.float64()),
+        ("median_response_seconds", pa.float64()),
+        ("first_response_seconds", pa.float64()),
+        ("translated_messages", pa.int64()),
+        ("duration_seconds", pa.float64()),
+        ("conversation_date", pa.date32()),
+    ]
+)
+TRANSLATIONS_SCHEMA = pa.schema(
+    [
+        record_schema("messages").field(name)
+        for name in (
+            "message_id",
+            "conversation_id",
+            "user_id",
+            "language",
+            "text",
+            "translated_text",
+            "sent_at",
+        )
+    ]
+)
+USER_ANALYTICS_SCHEMA = pa.schema(
+    [
+        ("user_id", pa.string()),
+        ("conversations", pa.int64()),
+        ("messages", pa.int64()),
+        ("user_messages", pa.int64()),
+        ("avg_duration_seconds", pa.float64()),
+        ("avg_response_seconds", pa.float64()),
+        ("first_seen", TIMESTAMP),
+        ("last_seen", TIMESTAMP),
+        ("active_days", pa.int64()),
+        ("languages", pa.string()),
+        ("top_topic", pa.string()),
+        ("negative_share", pa.float64()),
+    ]
+)
+REPORTS_SCHEMA = pa.schema(
+    [
+        ("period", pa.string()),
+        ("period_start", TIMESTAMP),
+        ("conversations", pa.int64()),
+        ("messages", pa.int64()),
+        ("users", pa.int64()),
+        ("avg_duration_seconds", pa.float64()),
+        ("avg_response_seconds", pa.float64()),
+        ("top_topic", pa.string()),
+        ("positive_share", pa.float64()),
+        ("negative_share", pa.float64()),
+    ]
+)
 
 
 def message_analytics(messages: pd.DataFrame) -> pd.DataFrame:
@@ -22,13 +98,13 @@ def message_analytics(messages: pd.DataFrame) -> pd.DataFrame:
     previous_time = by_conversation["sent_at"].shift()
     replied = previous_role.notna() & (previous_role != frame["role"])
     frame["response_seconds"] = (frame["sent_at"] - previous_time).dt.total_seconds().where(replied)
-    frame["conversation_date"] = frame["sent_at"].dt.normalize()
+    frame["conversation_date"] = frame["sent_at"].dt.date
     return frame
 
 
 def conversation_analytics(conversations: pd.DataFrame, messages: pd.DataFrame) -> pd.DataFrame:
     """One row per conversation: message counts by side, duration, words, the assistant's response times."""
-    per_message = message_analytics(messages) if len(messages) else _empty_message_analytics()
+    per_message = message_analytics(messages)
     grouped = per_message.groupby("conversation_id")
     assistant = per_message[per_message["role"] == "assistant"].groupby("conversation_id")["response_seconds"]
     summary = pd.DataFrame(
@@ -54,11 +130,17 @@ def conversation_analytics(conversations: pd.DataFrame, messages: pd.DataFrame) 
     # A conversation still open has no end: its messages span its duration so far.
     end = table["ended_at"].fillna(table["last_message_at"])
     table["duration_seconds"] = (end - table["started_at"]).dt.total_seconds().clip(lower=0)
-    table["conversation_date"] = table["started_at"].dt.normalize()
+    table["conversation_date"] = table["started_at"].dt.date
     return table.reset_index(drop=True)
 
 
-def user_analytics(conversations: pd.DataFrame, categories: pd.DataFrame | None = None) -> pd.DataFrame:
+def translations(messages: pd.DataFrame) -> pd.DataFrame:
+    """The messages that came with an English translation, the original beside it."""
+    translated = messages.loc[messages["translated_text"].notna(), TRANSLATIONS_SCHEMA.names]
+    return translated.reset_index(drop=True)
+
+
+def user_analytics(conversations: pd.DataFrame, categories: pd.DataFrame) -> pd.DataFrame:
     """Per learner: how much they talk, how long, how fast they are answered, and what about."""
     grouped = conversations.groupby("user_id")
     table = pd.DataFrame(
@@ -74,14 +156,16 @@ def user_analytics(conversations: pd.DataFrame, categories: pd.DataFrame | None 
             "languages": grouped["language"].agg(lambda values: ",".join(sorted(set(values.dropna())))),
         }
     )
-    if categories is not None and len(categories):
-        topics = conversations[["conversation_id", "user_id"]].merge(categories, on="conversation_id")
-        table["top_topic"] = topics.groupby("user_id")["topic"].agg(_mode)
-        sentiment = (
-            topics.assign(negative=topics["sentiment"] == "negative").groupby("user_id")["negative"].mean()
-        )
-        table["negative_share"] = sentiment
+    topics = conversations[["conversation_id", "user_id"]].merge(categories, on="conversation_id")
+    table["top_topic"] = topics.groupby("user_id")["topic"].agg(_mode)
+    negative = topics.assign(negative=topics["sentiment"] == "negative").groupby("user_id")["negative"]
+    table["negative_share"] = negative.mean()
     return table.reset_index()
+
+
+def reports(conversations: pd.DataFrame, categories: pd.DataFrame) -> pd.DataFrame:
+    """The daily, weekly and monthly reports in one table."""
+    return pd.concat([report(conversations, categories, period) for period in PERIODS], ignore_index=True)
 
 
 def report(conversations: pd.DataFrame, categories: pd.DataFrame, period: str) -> pd.DataFrame:
@@ -111,8 +195,3 @@ def _mode(values: pd.Series):
     counts = values.dropna().value_counts()
     # Ties go to the alphabetically first value, so reports are the same on every run.
     return None if counts.empty else sorted(counts[counts == counts.max()].index)[0]
-
-
-def _empty_message_analytics() -> pd.DataFrame:
-    columns = ["conversation_id", "role", "sent_at", "word_count", "response_seconds", "has_translation"]
-    return pd.DataFrame({column: pd.Series(dtype="object") for column in columns})

@@ -12,7 +12,7 @@ import pyarrow as pa
 from engagement_assets.analysis.gemini import GeminiAnalyzer
 from engagement_assets.automation.sensors import TICK_SECONDS
 from engagement_assets.conversations import analytics
-from engagement_assets.conversations.categorize import categorize
+from engagement_assets.conversations.categorize import CATEGORIES_SCHEMA, categories_table, categorize
 from engagement_assets.conversations.collect import load_state, read_raw_day, sync
 from engagement_assets.conversations.layout import day_parts
 from engagement_assets.conversations.model_categories import (
@@ -23,8 +23,9 @@ from engagement_assets.conversations.model_categories import (
 from engagement_assets.conversations.records import parse_rows
 from engagement_assets.conversations.resources import ConversationOptions, MongoResource, NocoDBResource
 from engagement_assets.platform.io_manager import DAILY_HIVE, LAYOUT_METADATA
-from engagement_assets.platform.metadata import counts_table, preview
+from engagement_assets.platform.metadata import counts_table, declared_schema, table_metadata
 from engagement_assets.platform.resources import GeminiResource, StoreResource
+from engagement_assets.storage import layout
 from engagement_assets.storage.parquet import read_parquet
 
 GROUP = "conversations"
@@ -45,6 +46,10 @@ DAILY = {
     "metadata": {LAYOUT_METADATA: DAILY_HIVE},
     "kinds": {"parquet"},
 }
+
+
+def _daily(schema: pa.Schema, **extra) -> dict:
+    return {**DAILY, "metadata": {**DAILY["metadata"], **table_metadata(schema)}, **extra}
 
 
 @dg.asset(group_name=GROUP, kinds={"nocodb"})
@@ -70,7 +75,7 @@ def nocodb_sync(
     )
 
 
-@dg.asset(**DAILY)
+@dg.asset(**_daily(analytics.CONVERSATIONS_SCHEMA))
 def conversations(
     context: dg.AssetExecutionContext,
     conversation_storage: StoreResource,
@@ -81,17 +86,10 @@ def conversations(
     by side, duration, words, and how fast the tutor answered (first, mean, median seconds)."""
     store, day = conversation_storage.store(), _day(context)
     table = analytics.conversation_analytics(_raw(store, "conversations", day), _raw(store, "messages", day))
-    return _publish_day(
-        context,
-        mongo,
-        "conversation_analytics",
-        table,
-        conversation_options,
-        {"rows": len(table), "preview": preview(table)},
-    )
+    return _publish_day(context, mongo, "conversation_analytics", table, conversation_options)
 
 
-@dg.asset(**DAILY)
+@dg.asset(**_daily(analytics.MESSAGES_SCHEMA))
 def messages(
     context: dg.AssetExecutionContext,
     conversation_storage: StoreResource,
@@ -100,20 +98,12 @@ def messages(
 ):
     """Every message of the day's conversations, with its position, length, words, whether it has a
     translation, and for a reply the seconds since the other side's last message."""
-    store, day = conversation_storage.store(), _day(context)
-    raw = _raw(store, "messages", day)
-    table = analytics.message_analytics(raw) if len(raw) else raw
-    return _publish_day(
-        context,
-        mongo,
-        "conversation_messages",
-        table,
-        conversation_options,
-        {"rows": len(table), "by_role": counts_table(_counts(table, "role"), "role")},
-    )
+    table = analytics.message_analytics(_raw(conversation_storage.store(), "messages", _day(context)))
+    context.add_output_metadata({"by_role": counts_table(_counts(table, "role"), "role")})
+    return _publish_day(context, mongo, "conversation_messages", table, conversation_options)
 
 
-@dg.asset(**DAILY)
+@dg.asset(**_daily(analytics.TRANSLATIONS_SCHEMA))
 def translations(
     context: dg.AssetExecutionContext,
     conversation_storage: StoreResource,
@@ -121,20 +111,12 @@ def translations(
     conversation_options: ConversationOptions,
 ):
     """The day's messages that came with an English translation: original text and language beside it."""
-    raw = _raw(conversation_storage.store(), "messages", _day(context))
-    columns = ["message_id", "conversation_id", "user_id", "language", "text", "translated_text", "sent_at"]
-    table = raw.loc[raw["translated_text"].notna(), columns].reset_index(drop=True)
-    return _publish_day(
-        context,
-        mongo,
-        "conversation_translations",
-        table,
-        conversation_options,
-        {"rows": len(table), "by_language": counts_table(_counts(table, "language"), "language")},
-    )
+    table = analytics.translations(_raw(conversation_storage.store(), "messages", _day(context)))
+    context.add_output_metadata({"by_language": counts_table(_counts(table, "language"), "language")})
+    return _publish_day(context, mongo, "conversation_translations", table, conversation_options)
 
 
-@dg.asset(**DAILY, pool=GEMINI_POOL if CATEGORIZER == "gemini" else None)
+@dg.asset(**_daily(CATEGORIES_SCHEMA, pool=GEMINI_POOL if CATEGORIZER == "gemini" else None))
 def categories(
     context: dg.AssetExecutionContext,
     conversation_storage: StoreResource,
@@ -163,24 +145,9 @@ def categories(
         categorized, errors = found.categories, found.errors
     else:
         categorized, errors = {cid: categorize(lines) for cid, lines in texts.items()}, {}
-    rows = [
-        {
-            "conversation_id": cid,
-            **(vars(categorized[cid]) if cid in categorized else {}),
-            "categorizer": conversation_options.categorizer,
-            "error": errors.get(cid),
-        }
-        for cid in texts
-    ]
-    table = pd.DataFrame(rows, columns=["conversation_id", *CATEGORY_COLUMNS, "categorizer", "error"])
-    return _publish_day(
-        context,
-        mongo,
-        "conversation_categories",
-        table,
-        conversation_options,
-        {"rows": len(table), "topics": counts_table(_counts(table, "topic"), "topic")},
-    )
+    table = categories_table(list(texts), categorized, errors, conversation_options.categorizer)
+    context.add_output_metadata({"topics": counts_table(_counts(table, "topic"), "topic")})
+    return _publish_day(context, mongo, "conversation_categories", table, conversation_options)
 
 
 def _categories_model(gemini: GeminiResource) -> GeminiAnalyzer:
@@ -195,16 +162,6 @@ def _categories_model(gemini: GeminiResource) -> GeminiAnalyzer:
     )
 
 
-CATEGORY_COLUMNS = (
-    "topic",
-    "topic_confidence",
-    "intent",
-    "intent_confidence",
-    "sentiment",
-    "sentiment_confidence",
-)
-
-
 # The all-days tables follow any day that changes.
 ALL_DAYS = {
     "group_name": GROUP,
@@ -215,44 +172,28 @@ ALL_DAYS = {
 }
 
 
-@dg.asset(**ALL_DAYS)
+@dg.asset(**ALL_DAYS, metadata=table_metadata(analytics.USER_ANALYTICS_SCHEMA))
 def user_analytics(
     context: dg.AssetExecutionContext, conversation_storage: StoreResource, mongo: MongoResource
 ):
     """One row per learner over every stored day: conversations, messages, average duration and response
     time, first and last seen, active days, languages, their most frequent topic and share of negative ones."""
     store = conversation_storage.store()
-    table = user_analytics_table(_all_days(store, "conversations"), _all_days(store, "categories"))
+    table = analytics.user_analytics(_all_days(store, conversations), _all_days(store, categories))
     _to_mongo(context, mongo, "user_analytics", table)
-    context.add_output_metadata({"learners": len(table), "preview": preview(table)})
     return table
 
 
-def user_analytics_table(conversations_: pd.DataFrame, categories_: pd.DataFrame) -> pd.DataFrame:
-    if conversations_.empty:
-        return pd.DataFrame(columns=["user_id"])
-    return analytics.user_analytics(conversations_, categories_)
-
-
-@dg.asset(**ALL_DAYS)
+@dg.asset(**ALL_DAYS, metadata=table_metadata(analytics.REPORTS_SCHEMA))
 def analytics_reports(
     context: dg.AssetExecutionContext, conversation_storage: StoreResource, mongo: MongoResource
 ):
     """Daily, weekly (Monday to Sunday) and monthly aggregates built from the daily tables: conversations,
     messages, learners, average duration and response time, top topic, positive and negative shares."""
     store = conversation_storage.store()
-    conversations_, categories_ = _all_days(store, "conversations"), _all_days(store, "categories")
-    if conversations_.empty:
-        table = pd.DataFrame(columns=["period", "period_start"])
-    else:
-        table = pd.concat(
-            [analytics.report(conversations_, categories_, period) for period in analytics.PERIODS],
-            ignore_index=True,
-        )
+    table = analytics.reports(_all_days(store, conversations), _all_days(store, categories))
     _to_mongo(context, mongo, "analytics_reports", table)
-    context.add_output_metadata(
-        {"rows": len(table), "by_period": counts_table(_counts(table, "period"), "period")}
-    )
+    context.add_output_metadata({"by_period": counts_table(_counts(table, "period"), "period")})
     return table
 
 
@@ -332,14 +273,14 @@ def _raw(store, table: str, day: date) -> pd.DataFrame:
     return parse_rows(table, []).rows if stored is None else stored
 
 
-def _all_days(store, table: str) -> pd.DataFrame:
-    """Every stored day of a daily table. Days are read one by one and their schemas merged: a day whose
-    column is all empty stores it as null-typed."""
-    keys = [f.key for f in store.list_files(f"{table}/year=") if f.key.endswith(".parquet")]
-    if not keys:
-        return pd.DataFrame()
-    days = [read_parquet(store, [key]) for key in keys]
-    return pa.concat_tables(days, promote_options="permissive").to_pandas()
+def _all_days(store, daily: dg.AssetsDefinition) -> pd.DataFrame:
+    """Every stored day of a daily table, read with the schema the asset declares (every day has it)."""
+    parts = layout.day_part_keys(store, daily.key.to_user_string())
+    return read_parquet(store, parts, schema=_declared(daily)).to_pandas()
+
+
+def _declared(asset: dg.AssetsDefinition) -> pa.Schema:
+    return declared_schema(asset.specs_by_key[asset.key].metadata)
 
 
 def _counts(table: pd.DataFrame, column: str) -> dict[str, int]:
@@ -352,13 +293,18 @@ def _publish_day(
     collection: str,
     table: pd.DataFrame,
     options: ConversationOptions,
-    metadata: dict,
 ):
-    """What every daily table does with its rows: upsert them to MongoDB (when configured), tell the UI,
-    and hand the I/O manager the day's Parquet parts."""
-    _to_mongo(context, mongo, collection, table)
-    context.add_output_metadata(metadata)
-    return day_parts(table, options.parquet())
+    """What every daily table does with its rows: upsert them to MongoDB (when configured) and hand the
+    I/O manager the day's Parquet parts (it reports their rows, files and preview)."""
+    # Parts first: a table that drifts from its schema reaches neither MongoDB nor storage.
+    asset = context.asset_key.to_user_string()
+    parts = day_parts(table, _declared(context.assets_def), asset, options.parquet())
+    try:
+        _to_mongo(context, mongo, collection, table)
+    except BaseException:
+        parts.discard()
+        raise
+    return parts
 
 
 def _to_mongo(context, mongo: MongoResource, collection: str, table: pd.DataFrame) -> None:

@@ -6,6 +6,10 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import get_type_hints
+
+import pandas as pd
+import pyarrow as pa
 
 TOPICS = {
     "pronunciation": ("pronounce", "pronunciation", "sound", "accent", "say", "speak", "speaking"),
@@ -90,6 +94,20 @@ class Category:
     sentiment_confidence: float
 
 
+# A Category's fields as table columns: the categories table and the model's result cache both hold them.
+CATEGORY_FIELDS = pa.schema(
+    [(name, {str: pa.string(), float: pa.float64()}[hint]) for name, hint in get_type_hints(Category).items()]
+)
+CATEGORIES_SCHEMA = pa.schema(
+    [
+        ("conversation_id", pa.string()),
+        *CATEGORY_FIELDS,
+        ("categorizer", pa.string()),
+        ("error", pa.string()),
+    ]
+)
+
+
 def categorize(texts: list[str]) -> Category:
     """Categories of one conversation from its learner's messages (English, or their translations)."""
     joined = " ".join(text for text in texts if text)
@@ -98,6 +116,22 @@ def categorize(texts: list[str]) -> Category:
     intent, intent_confidence = _intent(texts)
     sentiment, sentiment_confidence = _sentiment(words)
     return Category(topic, topic_confidence, intent, intent_confidence, sentiment, sentiment_confidence)
+
+
+def categories_table(
+    conversation_ids: list[str], found: dict[str, Category], errors: dict[str, str], categorizer: str
+) -> pd.DataFrame:
+    """One row per conversation: its categories, or the error that left it without any."""
+    rows = [
+        {
+            "conversation_id": cid,
+            **(vars(found[cid]) if cid in found else {}),
+            "categorizer": categorizer,
+            "error": errors.get(cid),
+        }
+        for cid in conversation_ids
+    ]
+    return pd.DataFrame(rows, columns=CATEGORIES_SCHEMA.names)
 
 
 def _topic(words: list[str]) -> tuple[str, float]:

@@ -1,6 +1,6 @@
-"""How a day of a conversation table becomes Parquet: the configured compression and row-group size, split
-into files of about the target size. The platform's I/O manager then commits the parts atomically under
-`<table>/year=YYYY/month=MM/day=DD/`."""
+"""How a day of a conversation table becomes Parquet: the table's declared schema, the configured
+compression and row-group size, split into files of about the target size. The platform's I/O manager then
+commits the parts atomically under `<table>/year=YYYY/month=MM/day=DD/`."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from engagement_assets.storage.parquet import ParquetParts
+from engagement_assets.storage.tables import conform
 
 
 @dataclass(frozen=True)
@@ -22,9 +23,10 @@ class ParquetOptions:
     target_file_size_mb: float = 128.0
 
 
-def day_parts(frame: pd.DataFrame, options: ParquetOptions) -> ParquetParts:
-    """Local Parquet parts of one day; always at least one file, so an empty day is stored as empty."""
-    table = pa.Table.from_pandas(frame, preserve_index=False)
+def day_parts(frame: pd.DataFrame, schema: pa.Schema, asset: str, options: ParquetOptions) -> ParquetParts:
+    """Local Parquet parts of one day of `asset`, each with exactly `schema` (SchemaDrift otherwise); always
+    at least one file, so an empty day is stored as an empty file of the same columns and types."""
+    table = conform(frame, schema, asset)
     parts = ParquetParts(folder=Path(tempfile.mkdtemp(prefix="conversations_")))
     for piece in _pieces(table, options.target_file_size_mb):
         path = parts.next_path()

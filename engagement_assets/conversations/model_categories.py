@@ -13,7 +13,7 @@ from pydantic import BaseModel, Field
 
 from engagement_assets.analysis.cache import ResultCache, cache_key
 from engagement_assets.analysis.gemini import GeminiAnalyzer, TextRequest, generation_config
-from engagement_assets.conversations.categorize import INTENT_PATTERNS, TOPICS, Category
+from engagement_assets.conversations.categorize import CATEGORY_FIELDS, INTENT_PATTERNS, TOPICS, Category
 from engagement_assets.storage.store import Store
 
 PROMPT_VERSION = "categories-v1"
@@ -28,12 +28,7 @@ CACHE_PREFIX = "categories_cache/"
 CACHE_SCHEMA = pa.schema(
     [
         ("key", pa.string()),
-        ("topic", pa.string()),
-        ("topic_confidence", pa.float64()),
-        ("intent", pa.string()),
-        ("intent_confidence", pa.float64()),
-        ("sentiment", pa.string()),
-        ("sentiment_confidence", pa.float64()),
+        *CATEGORY_FIELDS,
         ("model", pa.string()),
         ("prompt_version", pa.string()),
         ("input_tokens", pa.int64()),

@@ -7,6 +7,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 import pandas as pd
+import pyarrow as pa
 
 CONVERSATION_FIELDS = (
     "conversation_id",
@@ -34,6 +35,18 @@ REQUIRED = {
     "messages": ("message_id", "conversation_id", "sent_at"),
 }
 TIMES = {"conversations": ("started_at", "ended_at"), "messages": ("sent_at",)}
+FIELDS = {"conversations": CONVERSATION_FIELDS, "messages": MESSAGE_FIELDS}
+# One unit for every day: pandas infers one per batch from the strings; microseconds hold them all exactly.
+TIMESTAMP = pa.timestamp("us")
+
+
+def record_schema(table: str) -> pa.Schema:
+    """The Arrow columns of `parse_rows(table, ...).rows`, which every table built from them starts with."""
+
+    def arrow_type(name: str) -> pa.DataType:
+        return pa.int64() if name == "Id" else TIMESTAMP if name in _times(table) else pa.string()
+
+    return pa.schema([(name, arrow_type(name)) for name in (*SYSTEM_FIELDS, *FIELDS[table])])
 
 
 @dataclass
@@ -46,10 +59,10 @@ class Parsed:
 def parse_rows(table: str, raw: list[dict]) -> Parsed:
     """Typed rows of `conversations` or `messages`; rows missing a required field or with an unreadable
     time go to `rejected` with the reason."""
-    fields = CONVERSATION_FIELDS if table == "conversations" else MESSAGE_FIELDS
+    fields = FIELDS[table]
     source = pd.DataFrame(raw, columns=[*SYSTEM_FIELDS, *fields])
     frame = source.astype({"Id": "Int64"})
-    for column in ("CreatedAt", "UpdatedAt", *TIMES[table]):
+    for column in _times(table):
         frame[column] = to_utc(source[column])
     for column in fields:
         if column not in TIMES[table]:
@@ -90,3 +103,8 @@ def latest_versions(frame: pd.DataFrame, key: str) -> pd.DataFrame:
         .sort_values(key)
         .reset_index(drop=True)
     )
+
+
+def _times(table: str) -> tuple[str, ...]:
+    """NocoDB's change times and the table's own DateTime fields."""
+    return ("CreatedAt", "UpdatedAt", *TIMES[table])

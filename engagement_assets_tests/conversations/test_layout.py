@@ -1,12 +1,19 @@
-"""A day's table as Parquet parts: the configured compression, row groups and target file size."""
+"""A day's table as Parquet parts: the table's declared schema, the configured compression, row groups and
+target file size."""
 
 from __future__ import annotations
 
 import pandas as pd
+import pyarrow as pa
 import pyarrow.parquet as pq
+import pytest
 
+from engagement_assets.conversations.analytics import MESSAGES_SCHEMA
 from engagement_assets.conversations.layout import ParquetOptions, day_parts
-from engagement_assets.storage.keys import daily_hive_folder
+from engagement_assets.storage import layout
+from engagement_assets.storage.tables import SchemaDrift
+
+SCHEMA = pa.schema([("message_id", pa.string()), ("text", pa.string())])
 
 
 def test_a_day_is_split_into_parts_of_about_the_target_size_with_the_configured_encoding():
@@ -14,12 +21,16 @@ def test_a_day_is_split_into_parts_of_about_the_target_size_with_the_configured_
         {"message_id": [f"m-{n:06d}" for n in range(20_000)], "text": ["hello there"] * 20_000}
     )
     parts = day_parts(
-        frame, ParquetOptions(compression="gzip", row_group_size=1_000, target_file_size_mb=0.5)
+        frame,
+        SCHEMA,
+        "messages",
+        ParquetOptions(compression="gzip", row_group_size=1_000, target_file_size_mb=0.5),
     )
     try:
         assert len(parts.files) > 1 and parts.rows == 20_000
         tables = [pq.ParquetFile(path) for path in parts.files]
         assert sum(table.metadata.num_rows for table in tables) == 20_000
+        assert all(table.schema_arrow == SCHEMA for table in tables)
         assert all(path.stat().st_size < 0.5 * 1024 * 1024 for path in parts.files)
         metadata = tables[0].metadata
         assert metadata.row_group(0).column(0).compression == "GZIP"
@@ -28,13 +39,31 @@ def test_a_day_is_split_into_parts_of_about_the_target_size_with_the_configured_
         parts.discard()
 
 
-def test_an_empty_day_is_one_empty_file():
-    parts = day_parts(pd.DataFrame({"conversation_id": pd.Series(dtype="string")}), ParquetOptions())
+def test_an_empty_day_is_one_empty_file_with_every_declared_column_typed():
+    # All-null columns of no rows: what pandas infers for an empty day, and what used to be stored as `null`.
+    empty = pd.DataFrame({name: pd.Series(dtype="object") for name in MESSAGES_SCHEMA.names})
+    parts = day_parts(empty, MESSAGES_SCHEMA, "messages", ParquetOptions())
     try:
-        assert len(parts.files) == 1 and pq.ParquetFile(parts.files[0]).metadata.num_rows == 0
+        (path,) = parts.files
+        assert pq.ParquetFile(path).metadata.num_rows == 0
+        assert pq.read_schema(path) == MESSAGES_SCHEMA
     finally:
         parts.discard()
 
 
+@pytest.mark.parametrize(
+    ("frame", "named"),
+    [
+        (pd.DataFrame({"message_id": ["m-1"], "text": [3.5]}), "'text'"),
+        (pd.DataFrame({"message_id": ["m-1"], "text": ["hi"], "extra": [1]}), "extra"),
+        (pd.DataFrame({"message_id": ["m-1"]}), "text"),
+    ],
+)
+def test_a_frame_that_drifts_from_its_schema_is_never_written(frame, named):
+    with pytest.raises(SchemaDrift, match="messages") as refused:
+        day_parts(frame, SCHEMA, "messages", ParquetOptions())
+    assert named in str(refused.value)
+
+
 def test_day_keys_become_hive_folders():
-    assert daily_hive_folder("messages", "2024-03-04") == "messages/year=2024/month=03/day=04"
+    assert layout.day_folder("messages", "2024-03-04") == "messages/year=2024/month=03/day=04/"
