@@ -33,10 +33,14 @@ def settings_for(tmp_path, golden, monkeypatch, **env) -> Settings:
 
 
 def analysis_metadata(result) -> dict:
+    """The run's summary (`batch/` keys), which every learner's materialization carries."""
     events = [
         e for e in result.get_asset_materialization_events() if e.asset_key == dg.AssetKey("audio_analysis")
     ]
-    return {key: value.value for key, value in events[0].materialization.metadata.items()}
+    metadata = events[0].materialization.metadata
+    return {
+        key.removeprefix("batch/"): value.value for key, value in metadata.items() if key.startswith("batch/")
+    }
 
 
 def test_without_a_key_the_local_analyzer_runs_every_stage(instance, golden, tmp_path, monkeypatch):
@@ -81,7 +85,7 @@ def test_purge_after_analysis_deletes_clips_but_keeps_the_manifest(instance, gol
     result = materialize_learners_batched(instance, resources, LEARNERS, STAGES)
     assert analysis_metadata(result)["clips_purged"] > 0
     for learner in LEARNERS:
-        assert not (tmp_path / "w" / "response_audio" / learner).exists()
+        assert not (tmp_path / "w" / "recordings" / learner).exists()
         assert (
             stored_frame(open_store(tmp_path / "w"), f"response_audio/{learner}.parquet")["sha256"]
             .notna()

@@ -25,12 +25,19 @@ AUDIO = ("landing", "audio", "all-prod-storage")
 
 
 def metadata_of(result) -> dict:
-    """A batched run records one materialization per learner, all with the run's metadata."""
+    """A batched run records one materialization per learner: each with its own numbers, and the run's
+    under `batch/`. Returns the run's."""
     events = [
         e for e in result.get_asset_materialization_events() if e.asset_key == dg.AssetKey("response_audio")
     ]
     assert len(events) == 4
-    return {key: value.value for key, value in events[0].materialization.metadata.items()}
+    batch = {}
+    for event in events:
+        metadata = {key: value.value for key, value in event.materialization.metadata.items()}
+        batch.update(
+            {key[len("batch/") :]: value for key, value in metadata.items() if key.startswith("batch/")}
+        )
+    return batch
 
 
 def run(instance, golden, storage_url, audio_url):
