@@ -70,7 +70,7 @@ from engagement_assets.storage.store import LocalStore, S3Store
 RESULTS = Path(__file__).resolve().parent / "results" / "audio.json"
 SOURCE_BUCKET = "bench-audio-source"
 DESTINATION_BUCKET = "bench-audio-destination"
-LEARNERS = 20  # clips are spread over this many `response_audio/<learner>` folders, as a batch run would
+LEARNERS = 20  # clips are spread over this many `recordings/<learner>` folders, as a batch run would
 TARGET_SPEEDUP = 15.0
 LISTEN_BACKLOG = 256
 AWS_ENV = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_REGION": "us-east-1"}
@@ -98,7 +98,7 @@ class Entry:
 
 def copier_clips(catalogue: list[Entry]) -> list[Clip]:
     return [
-        Clip(f"mid-{i}", 1_700_000_000 + i, entry.key, f"response_audio/learner-{i % LEARNERS:02d}")
+        Clip(f"mid-{i}", 1_700_000_000 + i, entry.key, f"recordings/learner-{i % LEARNERS:02d}")
         for i, entry in enumerate(catalogue)
     ]
 

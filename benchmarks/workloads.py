@@ -259,7 +259,7 @@ def _backfill(store, runs: list[list[str]]) -> tuple[dict, list[float]]:
     frames, seconds = {}, []
     for run in runs:
         extracted, elapsed = _timed(lambda run=run: extract_learner_responses(store, run))
-        frames.update(extracted)
+        frames.update(extracted.responses)
         seconds.append(elapsed)
     return frames, seconds
 

@@ -299,7 +299,7 @@ def test_the_same_pipeline_on_s3(s3_deployment, s3_settings, golden):
     assert_golden_outputs(deployment.store, golden, deployment.learners)
     assert deployment.store.exists("exports/phase_level_engagement_full.csv")
     _, client, bucket = s3_settings
-    recordings = client.list_objects_v2(Bucket=bucket, Prefix="warehouse/response_audio/")
+    recordings = client.list_objects_v2(Bucket=bucket, Prefix="warehouse/recordings/")
     assert recordings.get("KeyCount", 0) > 0
     # Nothing fell back to the default local folders.
     assert not (deployment.home / "data").exists()
