@@ -9,18 +9,25 @@ import secrets
 from datetime import date
 
 import dagster as dg
+import duckdb
 import pandas as pd
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from engagement_assets.conversations import analytics
 from engagement_assets.conversations import assets as group
+from engagement_assets.conversations.categorize import CATEGORIES_SCHEMA
 from engagement_assets.conversations.collect import load_state, read_raw_day
 from engagement_assets.conversations.demo import sync_and_build
 from engagement_assets.conversations.fake_nocodb import FakeNocoDB
 from engagement_assets.conversations.resources import conversation_resources
 from engagement_assets.conversations.sample import generate
 from engagement_assets.conversations.settings import ConversationSettings
+from engagement_assets.platform.metadata import declared_schema
 from engagement_assets.settings import Settings
+from engagement_assets.storage import layout
+from engagement_assets.storage.parquet import read_parquet
 from engagement_assets.storage.store import open_store
 from engagement_assets_tests.conversations.fake_mongod import FakeMongod
 from engagement_assets_tests.fake_gemini import FakeGemini
@@ -28,6 +35,17 @@ from engagement_assets_tests.fake_gemini import FakeGemini
 TOKEN = f"nocodb-{secrets.token_hex(8)}"
 CONVERSATIONS = 40
 SEED = 3
+# Before the generated days (2024-03-04 to 06), so NocoDB has nothing of it and its file is the first a glob
+# lists: readers take the schema of a dataset from its first file.
+EMPTY_DAY = "2024-03-01"
+SCHEMAS = {
+    group.conversations: analytics.CONVERSATIONS_SCHEMA,
+    group.messages: analytics.MESSAGES_SCHEMA,
+    group.translations: analytics.TRANSLATIONS_SCHEMA,
+    group.categories: CATEGORIES_SCHEMA,
+    group.user_analytics: analytics.USER_ANALYTICS_SCHEMA,
+    group.analytics_reports: analytics.REPORTS_SCHEMA,
+}
 
 
 @pytest.fixture
@@ -65,10 +83,18 @@ class Group:
             raise_on_error=False,
         )
 
+    def materialize(self, selection, partition_key: str | None = None):
+        return dg.materialize(
+            group.ASSETS,
+            selection=selection,
+            partition_key=partition_key,
+            instance=self.instance,
+            resources=self.resources,
+        )
+
     def table(self, name: str) -> pd.DataFrame:
-        keys = [f.key for f in self.store.list_files(f"{name}/") if f.key.endswith(".parquet")]
-        frames = [pq.read_table(io.BytesIO(self.store.read_bytes(key))).to_pandas() for key in keys]
-        return pd.concat(frames, ignore_index=True)
+        """Every day of a daily table, read as one dataset: it fails unless all days share one schema."""
+        return read_parquet(self.store, layout.day_part_keys(self.store, name)).to_pandas()
 
 
 @pytest.fixture
@@ -271,12 +297,68 @@ def test_the_gemini_categorizer_answers_validated_cached_and_never_paid_twice(
         assert first_calls == prompts.nunique() < len(categories) + 1
 
         # Rebuilding every day asks again only for the conversation whose answer was refused.
-        for day in sorted({str(day)[:10] for day in group_.table("conversations")["conversation_date"]}):
-            dg.materialize(
-                group.ASSETS,
-                selection=[group.categories],
-                partition_key=day,
-                instance=group_.instance,
-                resources=group_.resources,
-            )
+        for day in sorted({str(day) for day in group_.table("conversations")["conversation_date"]}):
+            group_.materialize([group.categories], partition_key=day)
         assert len(fake.requests) == first_calls + 1
+
+
+@pytest.mark.parametrize("asset", list(SCHEMAS), ids=lambda asset: asset.key.to_user_string())
+def test_every_stored_table_declares_its_schema_for_the_ui_and_the_io_manager(asset):
+    assert declared_schema(asset.specs_by_key[asset.key].metadata) == SCHEMAS[asset]
+    assert not any(pa.types.is_null(field.type) for field in SCHEMAS[asset])
+
+
+@pytest.fixture
+def with_an_empty_day(make_group) -> tuple[Group, list[str]]:
+    """The group built from NocoDB, plus the daily tables of a day NocoDB has nothing of."""
+    group_ = make_group()
+    full_days = group_.build()
+    group_.materialize(group.DAILY_ASSETS, partition_key=EMPTY_DAY)
+    return group_, full_days
+
+
+def test_an_empty_day_is_stored_with_exactly_the_schema_of_a_full_day(with_an_empty_day):
+    group_, full_days = with_an_empty_day
+    for asset in group.DAILY_ASSETS:
+        name = asset.key.to_user_string()
+        (empty,) = group_.store.list_files(layout.day_folder(name, EMPTY_DAY))
+        assert pq.ParquetFile(group_.store.path(empty.key)).metadata.num_rows == 0
+        for day in (*full_days, EMPTY_DAY):
+            for part in group_.store.list_files(layout.day_folder(name, day)):
+                assert pq.read_schema(group_.store.path(part.key)) == SCHEMAS[asset], part.key
+
+
+def test_duckdb_reads_every_day_of_each_table_as_one_without_merging_schemas(with_an_empty_day):
+    group_, full_days = with_an_empty_day
+    with duckdb.connect() as db:
+        for asset in group.DAILY_ASSETS:
+            name = asset.key.to_user_string()
+            glob = group_.store.uri(layout.day_parts_glob(name))
+            files = db.execute(f"SELECT file FROM glob('{glob}')").fetchall()
+            assert len(files) == len(layout.day_part_keys(group_.store, name)) >= len(full_days) + 1
+            rows = db.execute(f"SELECT count(*) FROM read_parquet('{glob}')").fetchall()[0][0]
+            assert rows == len(group_.table(name))
+            days = db.execute(f"SELECT DISTINCT day FROM read_parquet('{glob}')").fetchall()
+            assert len(days) == len(full_days), "the empty day adds a file but no rows"
+            columns = db.execute(f"DESCRIBE FROM read_parquet('{glob}', hive_partitioning = false)")
+            assert [column[0] for column in columns.fetchall()] == SCHEMAS[asset].names
+
+
+def test_a_tables_folder_holds_its_parts_and_nothing_else(with_an_empty_day):
+    group_, _ = with_an_empty_day
+    for asset in group.DAILY_ASSETS:
+        name = asset.key.to_user_string()
+        stored = [f.key for f in group_.store.list_files(f"{name}/")]
+        assert stored == layout.day_part_keys(group_.store, name)
+    # The sync's own files (state, raw days) live in a folder that is no table's.
+    state = [f.key for f in group_.store.list_files(f"{group.nocodb_sync.key.to_user_string()}/")]
+    tables = {asset.key.to_user_string() for asset in SCHEMAS}
+    assert state and not {key.split("/")[0] for key in state} & tables
+
+
+def test_the_all_days_tables_of_no_stored_day_are_empty_tables_of_their_schema(make_group):
+    group_ = make_group()
+    group_.materialize([group.user_analytics, group.analytics_reports])
+    for asset in (group.user_analytics, group.analytics_reports):
+        stored = pq.read_table(group_.store.path(layout.table_file(asset.key.to_user_string())))
+        assert stored.num_rows == 0 and stored.schema == SCHEMAS[asset]
