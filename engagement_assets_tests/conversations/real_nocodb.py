@@ -31,7 +31,7 @@ from pathlib import Path
 
 import requests
 
-from engagement_assets.conversations.records import CONVERSATION_FIELDS, MESSAGE_FIELDS, TIMES
+from engagement_assets.conversations.records import FIELDS, TIMES
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +46,6 @@ INSTALL_TIMEOUT = 1800.0  # seconds for one step; a cold npm cache downloads 1.4
 STARTUP_TIMEOUT = 120.0  # about 4 s on this machine; generous for a loaded CI
 LOG_TAIL_LINES = 40
 NPM_QUIET = ("--no-audit", "--no-fund")
-FIELDS = {"conversations": CONVERSATION_FIELDS, "messages": MESSAGE_FIELDS}
 
 # The npm package exports `Noco`; mounting it on our own express app is the smallest way to serve it.
 LAUNCHER = """\
