@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 
 
 class SchemaDrift(ValueError):
@@ -50,7 +51,18 @@ def _column(value, field: pa.Field, asset: str) -> pa.Array | pa.ChunkedArray:
         return pa.nulls(len(column), field.type)
     try:
         if isinstance(value, pd.DataFrame):
-            return pa.array(column, type=field.type, from_pandas=True)
-        return column.cast(field.type, safe=True)
+            converted = pa.array(column, type=field.type, from_pandas=True)
+            source = pa.array(column, from_pandas=True)
+        else:
+            converted, source = column.cast(field.type, safe=True), column
     except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError) as err:
         raise SchemaDrift(f"{asset}: column {field.name!r} does not fit {field.type}: {err}") from None
+    if pa.types.is_date(field.type) and pa.types.is_timestamp(source.type):
+        _check_whole_days(source, converted, field, asset)
+    return converted
+
+
+def _check_whole_days(source, dates, field: pa.Field, asset: str) -> None:
+    # Arrow's safe cast from a timestamp to a date drops the time of day without a word.
+    if pc.all(pc.equal(pc.cast(dates, source.type), source)).as_py() not in (True, None):
+        raise SchemaDrift(f"{asset}: column {field.name!r} holds times of day, declared {field.type}")
