@@ -17,9 +17,9 @@ from google import genai
 from google.genai import types
 
 from engagement_assets.analysis.gemini import ClipOutcome, ClipRequest, generation_config, validated_outcome
+from engagement_assets.storage.layout import ANALYSIS_BATCHES_PREFIX
 from engagement_assets.storage.store import Store
 
-JOBS_PREFIX = "analysis_batches/"
 # Inline batch requests must stay under 20 MB in total; base64 adds a third to the audio.
 MAX_JOB_AUDIO_BYTES = 12 << 20
 DONE = {
@@ -147,9 +147,11 @@ class GeminiBatchAnalyzer:
         return outcomes
 
     def _recorded_jobs(self) -> list[_Job]:
-        records = [json.loads(self.store.read_bytes(f.key)) for f in self.store.list_files(JOBS_PREFIX)]
+        records = [
+            json.loads(self.store.read_bytes(f.key)) for f in self.store.list_files(ANALYSIS_BATCHES_PREFIX)
+        ]
         return [_Job(record["name"], record["keys"]) for record in records]
 
 
 def _record_key(job_name: str) -> str:
-    return f"{JOBS_PREFIX}{job_name.replace('/', '_')}.json"
+    return f"{ANALYSIS_BATCHES_PREFIX}{job_name.replace('/', '_')}.json"

@@ -18,10 +18,10 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from engagement_assets.analysis.schema import METRICS_SCHEMA
+from engagement_assets.storage.layout import ANALYSIS_CACHE_PREFIX
 from engagement_assets.storage.parquet import read_parquet, write_parquet
 from engagement_assets.storage.store import Store
 
-CACHE_PREFIX = "analysis_cache/"
 CACHE_SCHEMA = pa.schema(
     [
         ("key", pa.string()),
@@ -52,7 +52,7 @@ class ResultCache:
         self,
         store: Store,
         checkpoint_every: int = 25,
-        prefix: str = CACHE_PREFIX,
+        prefix: str = ANALYSIS_CACHE_PREFIX,
         schema: pa.Schema = CACHE_SCHEMA,
     ):
         self.store = store

@@ -14,6 +14,7 @@ from pydantic import BaseModel, Field
 from engagement_assets.analysis.cache import ResultCache, cache_key
 from engagement_assets.analysis.gemini import GeminiAnalyzer, TextRequest, generation_config
 from engagement_assets.conversations.categorize import CATEGORY_FIELDS, INTENT_PATTERNS, TOPICS, Category
+from engagement_assets.storage.layout import CATEGORIES_CACHE_PREFIX
 from engagement_assets.storage.store import Store
 
 PROMPT_VERSION = "categories-v1"
@@ -24,7 +25,6 @@ SYSTEM_PROMPT = (
     "You read what a child learning English wrote to a tutor bot in one conversation. Classify it: the topic, "
     "the learner's intent and their sentiment, each with your confidence from 0 to 1."
 )
-CACHE_PREFIX = "categories_cache/"
 CACHE_SCHEMA = pa.schema(
     [
         ("key", pa.string()),
@@ -78,7 +78,7 @@ def categorize_with_model(
     texts: dict[str, list[str]], analyzer: GeminiAnalyzer, store: Store, model: str
 ) -> ModelCategories:
     """Categories of each conversation ({conversation_id: learner texts}); failures keep their reason."""
-    cache = ResultCache(store, prefix=CACHE_PREFIX, schema=CACHE_SCHEMA)
+    cache = ResultCache(store, prefix=CATEGORIES_CACHE_PREFIX, schema=CACHE_SCHEMA)
     prompts = {cid: "\n".join(t for t in lines if t) for cid, lines in texts.items()}
     keys = {
         cid: cache_key(hashlib.sha256(text.encode()).hexdigest(), None, model, PROMPT_VERSION)

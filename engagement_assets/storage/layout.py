@@ -9,6 +9,7 @@ Platform storage (`ENGAGEMENT_STORAGE_URL`):
     recordings/<learner>/<audio_link>               the copied recordings (stage 4)
     quarantine/cleaned_telemetry/<drop>.jsonl       a drop's malformed records
     exports/..., reports/...                        the all-learner CSV and the HTML report
+    analysis_cache/, analysis_batches/, categories_cache/   paid-for model answers, pending batch jobs
 
 `<partition>` is the partition key's storage segment (`keys.storage_segment`). Every glob here matches
 exactly the partitions of one asset: temporary files end in `.tmp`, and folders being swapped in are
@@ -28,6 +29,10 @@ STAGING_PREFIX = ".staging/"
 RECORDINGS_PREFIX = "recordings/"
 QUARANTINE_PREFIX = "quarantine/cleaned_telemetry/"
 EXPORT_KEY = "exports/phase_level_engagement_full.csv"
+# Private state of stages, never read as assets: paid-for model answers and batch jobs not yet collected.
+ANALYSIS_CACHE_PREFIX = "analysis_cache/"
+ANALYSIS_BATCHES_PREFIX = "analysis_batches/"
+CATEGORIES_CACHE_PREFIX = "categories_cache/"
 REPORT_KEY = "reports/phase_level_engagement.html"
 
 TELEMETRY_PREFIX = "telemetry/"
