@@ -66,3 +66,9 @@ def _check_whole_days(source, dates, field: pa.Field, asset: str) -> None:
     # Arrow's safe cast from a timestamp to a date drops the time of day without a word.
     if pc.all(pc.equal(pc.cast(dates, source.type), source)).as_py() not in (True, None):
         raise SchemaDrift(f"{asset}: column {field.name!r} holds times of day, declared {field.type}")
+
+
+def schema_markdown(schema: pa.Schema) -> str:
+    """The columns of a schema as a Markdown table, as docs/storage.md lists them."""
+    rows = [f"| `{field.name}` | `{field.type}` |" for field in schema]
+    return "\n".join(["| column | Arrow type |", "|---|---|", *rows])
