@@ -125,7 +125,7 @@ def landing(tmp_path) -> Path:
     # The second drop repeats each learner's third response (the SDK re-sent that batch) and adds a fourth.
     second = [r for rows in records.values() for r in rows[2:]]
     (root / "telemetry" / "drop-1.jsonl").write_text("\n".join(json.dumps(r) for r in first))
-    (root / "telemetry" / "drop 2.json").write_text(json.dumps(second, indent=2))
+    (root / "telemetry" / "drop...2.json").write_text(json.dumps(second, indent=2))
     clip = wav_bytes()
     for rows in records.values():
         for row in rows:
@@ -148,7 +148,7 @@ def landing(tmp_path) -> Path:
 def test_every_asset_keeps_one_schema_correct_metadata_and_every_learner(instance, tmp_path, landing):
     storage = tmp_path / "warehouse"
     resources = resources_for(str(storage), str(landing), audio_source_url=str(landing / "audio"))
-    drops = [learner_key(name) for name in ("drop-1.jsonl", "drop 2.json")]
+    drops = [learner_key(name) for name in ("drop-1.jsonl", "drop...2.json")]
     cleaned = materialize_drops(instance, resources, drops)
     store = open_store(storage)
 

@@ -10,6 +10,7 @@ import time
 
 import dagster as dg
 
+from engagement_assets import learner_key
 from engagement_assets.automation.sensors import learners_sensor, sessions_sensor, telemetry_drop_sensor
 from engagement_assets.automation.watch import newer_files
 from engagement_assets.definitions import defs
@@ -76,6 +77,20 @@ def test_drop_sensor_registers_and_requests_new_files_only(instance, tmp_path, g
     assert again.run_requests[0].run_key != result.run_requests[0].run_key
 
 
+def test_drop_sensor_encodes_file_names_that_are_no_safe_keys_and_skips_uploads_in_progress(
+    instance, tmp_path
+):
+    telemetry = tmp_path / "landing" / "telemetry"
+    telemetry.mkdir(parents=True)
+    names = ["export...2025.json", "~tilde.jsonl", "tab\there.json", "ok.json"]
+    for name in [*names, ".ok.json.part"]:
+        (telemetry / name).write_text("[]")
+    result = tick(telemetry_drop_sensor, instance, landing=StoreResource(url=str(tmp_path / "landing")))
+    keys = sorted(request.partition_key for request in result.run_requests)
+    assert keys == sorted(learner_key(name) for name in names)
+    assert "ok.json" in keys and "~export%2E%2E%2E2025%2Ejson" in keys
+
+
 def test_learners_sensor_registers_learners_of_cleaned_drops_and_refreshes_known_ones(
     instance, tmp_path, golden
 ):
@@ -108,6 +123,18 @@ def test_sessions_sensor_rematches_known_learners_whose_file_landed(instance, tm
     result = tick(sessions_sensor, instance, landing=store)
     assert sorted(request.partition_key for request in result.run_requests) == ["2698014209", "8682550797"]
     assert tick(sessions_sensor, instance, cursor=result.cursor, landing=store).run_requests == []
+
+
+def test_sessions_sensor_finds_the_export_of_an_encoded_learner(instance, tmp_path):
+    buddy = learner_key("1234567/7654321")
+    sessions = tmp_path / "landing" / "sessions"
+    sessions.mkdir(parents=True)
+    (sessions / f"{buddy}_learnerai_data.csv").write_text("userId\n")
+    (sessions / "1234567").mkdir()  # the id written as a path: not this learner's export
+    (sessions / "1234567" / "7654321_learnerai_data.csv").write_text("userId\n")
+    register_partitions(instance, users, [buddy])
+    result = tick(sessions_sensor, instance, landing=StoreResource(url=str(tmp_path / "landing")))
+    assert [request.partition_key for request in result.run_requests] == [buddy]
 
 
 def test_downstream_stages_follow_by_declarative_automation():
