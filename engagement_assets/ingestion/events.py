@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import orjson
 
+from engagement_assets.ingestion import tokens
 from engagement_assets.ingestion.extended_json import epoch_ms, number, unwrap
 
 RESPONSE_COLUMNS = (
@@ -111,19 +112,25 @@ def first_values(values) -> dict:
 
 
 def resolve_user(cdata: dict, context: dict, event: dict) -> tuple[str, str] | None:
-    """(user_id, source): cdata virtualId if all digits, then cdata User, context.uid, actor.id."""
+    """(user_id, user_id_source): cdata virtualId if all digits, then cdata `Buddy User` (a buddy is their
+    own learner), then the `virtual_id` claim of the first token in virtualId, User, context.uid or
+    actor.id, then cdata User, context.uid, actor.id. Empty and "anonymous" values are skipped, and so is
+    a token wherever it sits: it is a credential, never an id to store."""
     virtual_id = _identifier(cdata.get("virtualId"))
     if virtual_id and virtual_id.isdigit():
         return virtual_id, "virtualId"
-    candidates = (
-        (cdata.get("User"), "User"),
-        (context.get("uid"), "uid"),
-        (_mapping(event.get("actor")).get("id"), "actor"),
-    )
-    for value, source in candidates:
-        text = _identifier(value)
-        if text and text.lower() != _ANONYMOUS:
-            return text, source
+    buddy = _identifier(cdata.get("Buddy User"))
+    if _usable(buddy):
+        return buddy, "buddy"
+    user = _identifier(cdata.get("User"))
+    uid = _identifier(context.get("uid"))
+    actor = _identifier(_mapping(event.get("actor")).get("id"))
+    claim = tokens.first_virtual_id_claim((virtual_id, user, uid, actor))
+    if claim:
+        return claim, "jwt"
+    for value, source in ((user, "User"), (uid, "uid"), (actor, "actor")):
+        if _usable(value):
+            return value, source
     return None
 
 
@@ -165,7 +172,14 @@ def _text(value) -> str | None:
     return value if isinstance(value, str) else str(value)
 
 
+def _usable(text: str | None) -> bool:
+    """A learner id: present, not "anonymous", and not a token (a credential must never be stored)."""
+    return text is not None and text.lower() != _ANONYMOUS and not tokens.is_token(text)
+
+
 def _identifier(value) -> str | None:
     """An id or code: surrounding whitespace is noise, and blank means absent."""
+    if value is None:  # the common case for absent cdata entries: no call
+        return None
     text = value if type(value) is str else _text(value)
     return text.strip() or None if text is not None else None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 
 import pytest
@@ -114,6 +115,100 @@ def test_user_id_precedence(cdata_users, uid, actor, expected):
     else:
         row = dict(zip(RESPONSE_COLUMNS, outcome, strict=True))
         assert (row["user_id"], row["user_id_source"]) == expected
+
+
+def jwt(payload) -> str:
+    def b64url(value) -> str:
+        return base64.urlsafe_b64encode(json.dumps(value).encode()).rstrip(b"=").decode()
+
+    return f"{b64url({'alg': 'HS256', 'typ': 'JWT'})}.{b64url(payload)}.c2lnbmF0dXJl"
+
+
+TOKEN = jwt({"virtual_id": 4829163057, "iat": 1750000000})
+OTHER_TOKEN = jwt({"virtual_id": "7310562948"})
+CLAIMLESS = jwt({"sub": "guest", "virtual_id": None})
+BUDDY = "1234567/7654321"
+
+
+def resolved(*, virtual=None, buddy=None, user=None, uid="", actor="") -> tuple[str, str] | str:
+    cdata = [{"id": "en", "type": "language"}]
+    for kind, value in (("virtualId", virtual), ("Buddy User", buddy), ("User", user)):
+        if value is not None:
+            cdata.append({"id": value, "type": kind})
+    outcome = classify({}, event(cdata=cdata, uid=uid, actor=actor))
+    if outcome == NO_USER_ID:
+        return outcome
+    row = dict(zip(RESPONSE_COLUMNS, outcome, strict=True))
+    return row["user_id"], row["user_id_source"]
+
+
+@pytest.mark.parametrize(
+    ("fields", "expected"),
+    [
+        (
+            {"virtual": "4829163057", "buddy": BUDDY, "user": "emis77", "uid": OTHER_TOKEN},
+            ("4829163057", "virtualId"),
+        ),
+        ({"virtual": TOKEN, "buddy": BUDDY, "user": "emis77"}, (BUDDY, "buddy")),
+        ({"virtual": TOKEN, "user": "emis77", "uid": "emis77", "actor": "fp"}, ("4829163057", "jwt")),
+        ({"virtual": "", "user": TOKEN, "uid": OTHER_TOKEN}, ("4829163057", "jwt")),
+        ({"user": "anonymous", "uid": TOKEN, "actor": OTHER_TOKEN}, ("4829163057", "jwt")),
+        ({"user": "emis77", "uid": "", "actor": OTHER_TOKEN}, ("7310562948", "jwt")),
+        ({"virtual": None, "user": "emis77", "uid": "7310562948", "actor": "fp"}, ("emis77", "User")),
+        ({"user": "anonymous", "uid": "7310562948", "actor": "fp"}, ("7310562948", "uid")),
+        ({"user": "", "uid": "anonymous", "actor": "fp"}, ("fp", "actor")),
+    ],
+    ids=[
+        "virtualId",
+        "buddy",
+        "jwt-in-virtualId",
+        "jwt-in-User",
+        "jwt-in-uid",
+        "jwt-in-actor",
+        "User",
+        "uid",
+        "actor",
+    ],
+)
+def test_each_rule_of_the_precedence(fields, expected):
+    assert resolved(**fields) == expected
+
+
+def test_a_buddy_id_is_kept_exactly_slash_included():
+    assert resolved(buddy=f"  {BUDDY} ", user="emis77") == (BUDDY, "buddy")
+
+
+@pytest.mark.parametrize("buddy", ["", "  ", "anonymous", "ANONYMOUS"])
+def test_an_empty_or_anonymous_buddy_is_skipped(buddy):
+    assert resolved(buddy=buddy, user="emis77") == ("emis77", "User")
+
+
+def test_a_token_without_a_numeric_claim_does_not_count_and_the_next_token_does():
+    assert resolved(virtual=CLAIMLESS, user="emis77", actor=TOKEN) == ("4829163057", "jwt")
+    assert resolved(virtual=CLAIMLESS, user="emis77") == ("emis77", "User")
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [
+        {"user": CLAIMLESS, "uid": "7310562948"},
+        {"user": "anonymous", "uid": CLAIMLESS, "actor": "7310562948"},
+        {"buddy": CLAIMLESS, "user": CLAIMLESS, "uid": CLAIMLESS, "actor": "7310562948"},
+    ],
+    ids=["in-User", "in-uid", "everywhere"],
+)
+def test_a_token_is_never_the_id_itself(fields):
+    user_id, _ = resolved(**fields)
+    assert user_id == "7310562948"
+
+
+def test_only_tokens_and_nothing_else_is_no_user_id():
+    assert resolved(virtual=CLAIMLESS, user=CLAIMLESS, uid=CLAIMLESS, actor=CLAIMLESS) == NO_USER_ID
+
+
+def test_a_string_that_only_looks_like_a_token_is_an_ordinary_id():
+    looks_like = "eyJhbGciOiJIUzI1NiJ9.bf4116f0e9852c61e6e5.c2ln"  # the payload is not base64 of JSON
+    assert resolved(virtual=looks_like, user="anonymous", uid=looks_like) == (looks_like, "uid")
 
 
 @pytest.mark.parametrize(
