@@ -133,3 +133,16 @@ def test_parser_workers_give_exactly_the_sequential_result(tmp_path, layout):
     assert len(sequential) == 5 and all(a.equals(b) for a, b in zip(sequential, parallel, strict=True))
     assert report_1 == report_2 and report_1.records == 121
     assert quarantine_1 == quarantine_2 and '"record 51' in quarantine_1
+
+
+def test_a_record_repeating_a_key_is_quarantined_not_half_read(tmp_path):
+    first, second = (json.dumps(response(mid, "1000000001", 1)["events"]) for mid in ("k1", "k2"))
+    repeated = f'{{"createdAt": {{"$date": 1}}, "events": {first}, "events": {second}}}'.encode()
+    in_string = json.dumps({"events": first[:-1] + ', "context": {"cdata": []}}'}).encode()
+    data = b"\n".join([json.dumps(response("k3", "1000000001", 1)).encode(), repeated, in_string])
+    tables, report, quarantine = run(tmp_path, io.BytesIO(data))
+    assert sum(table.num_rows for table in tables) == 1
+    assert dict(report.quarantined) == {"duplicate_key": 2}
+    entries = [json.loads(line) for line in quarantine.read_text().splitlines()]
+    assert [entry["raw"].encode() for entry in entries] == [repeated, in_string]
+    assert [entry["location"].split()[:2] for entry in entries] == [["line", "2"], ["line", "3"]]

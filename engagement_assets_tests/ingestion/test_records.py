@@ -185,3 +185,82 @@ def test_malformed_records_keep_their_stream_location_across_segments():
     (item,) = [i for s in segments for i in segment_records(s) if isinstance(i, Malformed)]
     element_start = broken.rindex(b"\n {", 0, cut) + 2
     assert item.location == f"byte {element_start}"
+
+
+EVENT = {"eid": "RESPONSE", "mid": "RESPONSE:1", "context": {"cdata": [{"id": "en", "type": "language"}]}}
+OTHER = {"eid": "LOG", "mid": "LOG:2", "context": {"cdata": []}}
+
+
+def repeated_events_row(indent=None) -> bytes:
+    first, second = json.dumps(EVENT, indent=indent), json.dumps(OTHER, indent=indent)
+    return f'{{"_id": {{"$oid": "{"a" * 24}"}}, "events": {first}, "events": {second}}}'.encode()
+
+
+def reasons(items: list) -> list[str]:
+    return [item.reason for item in bad(items)]
+
+
+def test_a_repeated_events_key_in_jsonl_is_a_duplicate_key_item():
+    row = repeated_events_row()
+    items = parse(b"\n".join([json.dumps(ROWS[0]).encode(), row, json.dumps(ROWS[1]).encode()]))
+    assert ok(items) == ROWS[:2]
+    (item,) = bad(items)
+    assert (item.reason, item.raw) == ("duplicate_key", row)
+    assert item.location.startswith("line 2")
+
+
+@pytest.mark.parametrize("indent", [None, 2], ids=["one-per-line", "pretty"])
+def test_a_repeated_events_key_in_an_array_is_a_duplicate_key_item(indent):
+    row = repeated_events_row(indent).decode()
+    good = [json.dumps(r, indent=indent) for r in ROWS[:3]]
+    data = ("[\n" + ",\n".join([good[0], row, *good[1:]]) + "\n]").encode()
+    items = parse(data)
+    assert ok(items) == ROWS[:3]
+    assert reasons(items) == ["duplicate_key"]
+    assert bad(items)[0].raw == row.encode()
+
+
+def test_a_repeated_events_key_in_a_compact_array_is_a_duplicate_key_item():
+    data = b"[" + repeated_events_row() + b"," + json.dumps(ROWS[0]).encode() + b"]"
+    assert reasons(parse(data)) == ["duplicate_key"]
+    assert ok(parse(data)) == ROWS[:1]
+
+
+@pytest.mark.parametrize(
+    "event",
+    [
+        '{"eid": "RESPONSE", "context": {"cdata": []}, "edata": {"values": [], "values": [{"x": 1}]}}',
+        '{"eid": "RESPONSE", "context": {"cdata": [], "cdata": [{"id": "en", "type": "language"}]}}',
+        '{"eid": "RESPONSE", "context": {"cdata": [{"id": "en", "type": "language", "type": "User"}]}}',
+    ],
+    ids=["values-in-edata", "cdata-in-context", "type-in-a-cdata-entry"],
+)
+def test_a_key_repeated_deep_inside_is_found_once_the_record_is_suspect(event):
+    row = f'{{"events": [{event}, {json.dumps(OTHER)}], "events": {json.dumps(EVENT)}}}'.encode()
+    assert records.repeats_key(row, json.loads(row))
+    nested_only = f'{{"events": {event}}}'.encode()
+    assert records._has_repeated_key(nested_only)
+
+
+def test_a_list_of_events_repeats_event_keys_legitimately():
+    row = {"_id": {"$oid": "b" * 24}, "events": [EVENT, OTHER, EVENT]}
+    data = json.dumps(row).encode()
+    assert parse(data + b"\n" + data) == [row, row]
+    as_string = {"id": 7, "events": json.dumps([EVENT, OTHER])}
+    assert parse(json.dumps(as_string).encode()) == [as_string]
+
+
+def test_a_repeated_key_inside_a_mysql_events_string_is_a_duplicate_key_item():
+    event = json.dumps(EVENT)[:-1] + ', "context": {"cdata": []}}'
+    row = json.dumps({"id": 7, "api_id": "api.sunbird.telemetry", "events": event}).encode()
+    items = parse(json.dumps(ROWS[0]).encode() + b"\n" + row)
+    assert ok(items) == ROWS[:1]
+    assert reasons(items) == ["duplicate_key"]
+    assert bad(items)[0].raw == row
+
+
+def test_a_repeated_key_outside_the_watched_ones_is_not_looked_for():
+    """The byte count gates the exact check: a repeat of a key it does not count passes (orjson's last
+    value wins), which is the price of keeping the check off the per-record cost."""
+    row = b'{"events": {"eid": "RESPONSE", "mid": "a", "mid": "b"}}'
+    assert parse(row) == [{"events": {"eid": "RESPONSE", "mid": "b"}}]
