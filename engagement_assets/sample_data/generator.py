@@ -348,7 +348,7 @@ def _learner_summary(planner: SessionPlanner, sessions: SessionsFolder, learner:
         "device_id": learner.device_id,
         "language": learner.language,
         "sessions": planner.sessions_per_learner.get(learner.user_id, 0),
-        "sessions_file": sessions.file_name(learner) if learner.has_sessions_file else None,
+        "sessions_file": sessions.file_name(learner.user_id) if learner.has_sessions_file else None,
         "csv_dialect": learner.csv_dialect,
         "csv_clock": learner.csv_clock,
     }

@@ -67,9 +67,22 @@ def _b64url(raw: bytes) -> str:
 
 
 def api_token(rng: random.Random, user_id: str, issued_s: int) -> str:
-    """A JWT-looking token carrying the virtual id, as 2025 builds put in cdata virtualId by mistake."""
+    """A JWT carrying the learner's virtual id as its `virtual_id` claim, as the orchestration service
+    issues it (and 2025 builds put it in cdata virtualId by mistake)."""
+    return _jwt(rng, {"virtual_id": int(user_id), "iat": issued_s, "exp": issued_s + 86_400})
+
+
+def token_without_virtual_id(rng: random.Random, issued_s: int) -> str:
+    """A decodable JWT whose `virtual_id` claim is missing, null or a login name: it names no learner."""
+    claims: dict = {"sub": hex_id(rng, 24), "iat": issued_s, "exp": issued_s + 86_400}
+    claim = rng.choice(("missing", None, "emis-guest"))
+    if claim != "missing":
+        claims["virtual_id"] = claim
+    return _jwt(rng, claims)
+
+
+def _jwt(rng: random.Random, claims: dict) -> str:
     header = _b64url(b'{"alg":"HS256","typ":"JWT"}')
-    claims = {"virtual_id": int(user_id), "iat": issued_s, "exp": issued_s + 86_400}
     payload = _b64url(json.dumps(claims, separators=(",", ":")).encode())
     signature = _b64url(rng.getrandbits(256).to_bytes(32, "big"))
     return f"{header}.{payload}.{signature}"

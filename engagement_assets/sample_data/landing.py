@@ -41,9 +41,7 @@ class Landing:
         )
         self.truth = GroundTruth(self.work / "truth")
         self.audio = AudioBucket(root / "audio" / "all-prod-storage", seed, write_audio)
-        self.sessions = SessionsFolder(
-            root / "sessions", ObjectIds(ids_rng), ids_rng.randrange(1_000, 90_000)
-        )
+        self.sessions = SessionsFolder(root, ObjectIds(ids_rng), ids_rng.randrange(1_000, 90_000))
         self.files = [self.open_file(spec) for spec in specs]
         self.extra_files: list[TelemetryFile] = []
         self._rng = random.Random(f"{seed}:delivery")

@@ -295,7 +295,7 @@ class PracticeSession:
         learner = self.plan.learner
         row = LessonRow(
             created_ms,
-            learner.user_id,
+            self.plan.identity.tracked_user_id,
             self.plan.session_id,
             milestone,
             learner.level,

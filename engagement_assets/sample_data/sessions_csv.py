@@ -1,10 +1,14 @@
-"""`<user_id>_learnerai_data.csv`: per-learner exports of the `learnerai_lesson_tracking` collection/table."""
+"""`<user_id>_learnerai_data.csv`: per-learner exports of the `learnerai_lesson_tracking` collection/table,
+named as the platform looks them up (`sessions_key`)."""
 
 from __future__ import annotations
 
 import csv
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+
+from engagement_assets.matching.sessions import sessions_key
+from engagement_assets.storage.layout import SESSIONS_PREFIX
 
 from .ids import ObjectIds
 from .practice import Learner, LessonRow
@@ -39,26 +43,37 @@ def created_at_text(epoch_ms: int, clock: str) -> str:
 
 
 class SessionsFolder:
-    """Appends lesson rows to each learner's CSV; a file is started fresh the first time a run touches it."""
+    """Appends lesson rows to each learner's CSV; a file is started fresh the first time a run touches it.
+    A session's rows carry the id the server tracked it under (a buddy's are the buddy's own file)."""
 
-    def __init__(self, folder: Path, object_ids: ObjectIds, first_mysql_id: int) -> None:
-        self.folder = folder
+    def __init__(self, root: Path, object_ids: ObjectIds, first_mysql_id: int) -> None:
+        self.root = root
         self.rows = 0
         self.rows_by_kind: dict[str, int] = {}
         self.files: dict[str, int] = {}  # file name -> rows, in creation order
         self._object_ids = object_ids
         self._next_mysql_id = first_mysql_id
 
-    def file_name(self, learner: Learner) -> str:
-        return f"{learner.user_id}_learnerai_data.csv"
+    @staticmethod
+    def file_name(user_id: str) -> str:
+        """The file's name within the sessions folder."""
+        return sessions_key(user_id).removeprefix(SESSIONS_PREFIX)
 
     def append(self, learner: Learner, rows: list[LessonRow]) -> None:
-        if not learner.has_sessions_file or not rows:
+        if not learner.has_sessions_file:
             return
-        name = self.file_name(learner)
+        by_user: dict[str, list[LessonRow]] = {}
+        for row in rows:
+            by_user.setdefault(row.user_id, []).append(row)
+        for user_id, user_rows in by_user.items():
+            self._write(learner, user_id, user_rows)
+
+    def _write(self, learner: Learner, user_id: str, rows: list[LessonRow]) -> None:
+        name = self.file_name(user_id)
         first_write = name not in self.files
-        self.folder.mkdir(parents=True, exist_ok=True)
-        with open(self.folder / name, "w" if first_write else "a", newline="", encoding="utf-8") as handle:
+        path = self.root / sessions_key(user_id)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(path, "w" if first_write else "a", newline="", encoding="utf-8") as handle:
             writer = csv.writer(handle, lineterminator="\n")
             if first_write:
                 writer.writerow(MYSQL_COLUMNS if learner.csv_dialect == "mysql" else MONGO_COLUMNS)

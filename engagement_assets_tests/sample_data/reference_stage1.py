@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import gzip
 import json
 import zlib
@@ -86,23 +87,47 @@ def events_of(row: dict) -> list[dict]:
     return events if isinstance(events, list) else [events]
 
 
+def _jwt_part(segment: str):
+    try:
+        return json.loads(base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4)))
+    except ValueError:
+        return None
+
+
+def _jwt_claim(value):
+    """(is a JWT, its numeric virtual_id claim or None)."""
+    if not isinstance(value, str) or value.count(".") != 2 or any(char.isspace() for char in value):
+        return False, None
+    header, payload, _ = value.split(".")
+    header, payload = _jwt_part(header), _jwt_part(payload)
+    if not isinstance(header, dict) or not isinstance(payload, dict):
+        return False, None
+    claim = payload.get("virtual_id")
+    if isinstance(claim, int) and not isinstance(claim, bool):
+        return True, str(claim)
+    return True, claim if isinstance(claim, str) and claim.isascii() and claim.isdigit() else None
+
+
 def _usable(value) -> bool:
-    return isinstance(value, str) and value not in ("", "anonymous")
+    return isinstance(value, str) and value not in ("", "anonymous") and not _jwt_claim(value)[0]
 
 
 def resolve_user(event: dict) -> tuple[str | None, str | None]:
     context = event.get("context") or {}
     cdata = {entry.get("type"): entry.get("id") for entry in reversed(context.get("cdata") or [])}
+    actor = (event.get("actor") or {}).get("id")
     virtual = cdata.get("virtualId")
     if isinstance(virtual, str) and virtual.isascii() and virtual.isdigit():
         return virtual, "virtualId"
-    if _usable(cdata.get("User")):
-        return cdata["User"], "User"
-    if _usable(context.get("uid")):
-        return context["uid"], "uid"
-    actor = (event.get("actor") or {}).get("id")
-    if _usable(actor):
-        return actor, "actor"
+    if _usable(cdata.get("Buddy User")):
+        return cdata["Buddy User"], "buddy"
+    for value in (virtual, cdata.get("User"), context.get("uid"), actor):
+        claim = _jwt_claim(value)[1]
+        if claim:
+            return claim, "jwt"
+    for value, source in ((cdata.get("User"), "User"), (context.get("uid"), "uid"), (actor, "actor")):
+        if _usable(value):
+            return value, source
     return None, None
 
 

@@ -6,6 +6,7 @@ from collections import defaultdict
 from datetime import UTC, datetime
 from itertools import pairwise
 
+from engagement_assets.matching.sessions import sessions_key
 from engagement_assets.sample_data.sessions_csv import MONGO_COLUMNS, MYSQL_COLUMNS
 
 NAIVE = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{6}$")
@@ -21,6 +22,10 @@ def _csv_files(landed):
     }
 
 
+def _file_name(user_id: str) -> str:
+    return sessions_key(user_id).removeprefix("sessions/")
+
+
 def _epoch_ms(text: str) -> int:
     moment = datetime.fromisoformat(text)
     if moment.tzinfo is None:
@@ -34,7 +39,7 @@ def test_columns_and_created_at_forms(landed_default):
         header = (landed_default.root / "sessions" / name).read_text(encoding="utf-8").splitlines()[0]
         assert tuple(header.split(",")) in (MONGO_COLUMNS, MYSQL_COLUMNS)
         for row in rows:
-            assert name == f"{row['userId']}_learnerai_data.csv"
+            assert f"sessions/{name}" == sessions_key(row["userId"])
             assert SESSION_ID.match(row["sessionId"])
             value = row["createdAt"]
             form = next(
@@ -70,6 +75,20 @@ def test_edge_rows_are_present(landed_default):
                     assert row["lesson"] == "0"
                     seen.add("S2 wraps to 0")
     assert {"game over (26)", "level up", "back button"} <= seen
+
+
+def test_a_buddy_has_their_own_lesson_tracking_export(landed_default):
+    buddies = {
+        entry["id"]
+        for _, _, event in landed_default.events()
+        for entry in event["context"]["cdata"]
+        if entry["type"] == "Buddy User"
+    }
+    files = _csv_files(landed_default)
+    with_file = [buddy for buddy in buddies if _file_name(buddy) in files]
+    assert with_file and all("/" in buddy for buddy in with_file)
+    for buddy in with_file:
+        assert {row["userId"] for row in files[_file_name(buddy)]} == {buddy}
 
 
 def test_lesson_rows_follow_the_steps_last_response_by_seconds(landed_default):
@@ -120,8 +139,10 @@ def test_some_learners_have_telemetry_but_no_sessions_file(landed_default):
     assert missing
     csv_names = set(_csv_files(landed_default))
     for user_id in missing:
-        assert f"{user_id}_learnerai_data.csv" not in csv_names
-        assert any(str(event["context"].get("uid")) == user_id for _, _, event in landed_default.events())
+        assert _file_name(user_id) not in csv_names
+        learner = next(x for x in landed_default.summary.learners if x["user_id"] == user_id)
+        assert learner["sessions"] > 0
+        assert any(event["context"]["did"] == learner["device_id"] for _, _, event in landed_default.events())
     assert landed_default.summary.sessions["rows"] == sum(
         len(rows) for rows in _csv_files(landed_default).values()
     )

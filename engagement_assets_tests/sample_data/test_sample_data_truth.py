@@ -13,6 +13,7 @@ import pytest
 from engagement_assets.sample_data import LandingSummary
 from engagement_assets.sample_data.events import APP_PDATAS, Surroundings, event_context
 from engagement_assets.sample_data.identity import STYLES, LearnerIds
+from engagement_assets.sample_data.ids import api_token
 from engagement_assets.sample_data.malformed import (
     BAD_LINE,
     GARBAGE_GZIP,
@@ -54,7 +55,7 @@ def test_kept_user_ids_come_from_every_source(landed):
     sources = Counter()
     for f in landed.summary.files:
         sources.update(f.kept_by_source)
-    assert set(sources) == {"virtualId", "User", "uid", "actor"}
+    assert set(sources) == {"virtualId", "buddy", "jwt", "User", "uid", "actor"}
 
 
 def test_default_landing_truth_matches_reference(landed_default):
@@ -65,7 +66,8 @@ def test_default_landing_truth_matches_reference(landed_default):
 
 @pytest.mark.parametrize("style", [style for style, _ in STYLES], ids=lambda s: s.__name__)
 def test_identity_styles_declare_what_the_precedence_rule_resolves(style):
-    ids = LearnerIds("4829163057", "b1e5c0f2a9d84c7e93f6a2d1c8e7b4f0", "eyJh.eyJ2.c2ln", "1234567/7654321")
+    token = api_token(random.Random(0), "4829163057", 1_750_000_000)
+    ids = LearnerIds("4829163057", "b1e5c0f2a9d84c7e93f6a2d1c8e7b4f0", token, "1234567/7654321")
     for attempt in range(10):
         identity = style(ids, random.Random(attempt))
         surroundings = Surroundings("S" * 32, identity, ids.device_id, "en", (), APP_PDATAS[0][0])
