@@ -12,6 +12,7 @@ from collections.abc import Mapping
 import pyarrow as pa
 
 from engagement_assets.ingestion.extended_json import number
+from engagement_assets.storage.tables import column
 
 SCORES = ("EQ_score", "engagement_score")
 CATEGORY_SETS = {
@@ -21,20 +22,29 @@ CATEGORY_SETS = {
     "audio_quality": ("good", "poor", "distorted", "blank"),
 }
 # The six metrics every analyzer produces, as they are stored (here, in the result cache, in stage 6).
+_MEANINGS = {
+    "EQ_score": "emotional expressiveness of the voice, 0-100",
+    "engagement_score": "how engaged the child sounds, 0-100",
+}
 METRICS_SCHEMA = pa.schema(
-    [(name, pa.float64()) for name in SCORES] + [(name, pa.string()) for name in CATEGORY_SETS]
+    [column(name, pa.float64(), _MEANINGS[name]) for name in SCORES]
+    + [column(name, pa.string(), ", ".join(allowed)) for name, allowed in CATEGORY_SETS.items()]
 )
 METRICS = tuple(METRICS_SCHEMA.names)
 ANALYSIS_SCHEMA = pa.schema(
     [
-        ("event_mid", pa.string()),
-        ("event_ets", pa.timestamp("ms")),
+        column("event_mid", pa.string(), "the response's event id (with event_ets, the response key)"),
+        column("event_ets", pa.timestamp("ms"), "when the device recorded the response (UTC)"),
         *METRICS_SCHEMA,
-        ("analyzer", pa.string()),
-        ("model", pa.string()),
-        ("prompt_version", pa.string()),
-        ("status", pa.string()),
-        ("error", pa.string()),
+        column("analyzer", pa.string(), "gemini, local (signal heuristics), import"),
+        column("model", pa.string(), "the model, or the local heuristic's version"),
+        column("prompt_version", pa.string(), "version of the instructions the model was given"),
+        column(
+            "status",
+            pa.string(),
+            "analysed, blank, no_audio, missing_audio, download_failed, unsupported, failed, budget, not_found",
+        ),
+        column("error", pa.string(), "why there are no metrics"),
     ]
 )
 ANALYSIS_COLUMNS = tuple(ANALYSIS_SCHEMA.names)

@@ -25,6 +25,7 @@ from engagement_assets.errors import describe
 from engagement_assets.storage.keys import object_key_problem
 from engagement_assets.storage.s3 import is_transient
 from engagement_assets.storage.store import Store
+from engagement_assets.storage.tables import column
 
 STORED = "stored"
 SKIPPED_EXISTING = "skipped_existing"
@@ -35,16 +36,16 @@ STATUSES = (STORED, SKIPPED_EXISTING, MISSING, FAILED, NO_AUDIO)
 
 MANIFEST_SCHEMA = pa.schema(
     [
-        ("event_mid", pa.string()),
-        ("event_ets", pa.timestamp("ms")),
-        ("audio_link", pa.string()),
-        ("storage_path", pa.string()),
-        ("bytes", pa.int64()),
-        ("sha256", pa.string()),
-        ("format", pa.string()),
-        ("status", pa.string()),
-        ("error", pa.string()),
-        ("attempts", pa.int64()),
+        column("event_mid", pa.string(), "the response's event id (with event_ets, the response key)"),
+        column("event_ets", pa.timestamp("ms"), "when the device recorded the response (UTC)"),
+        column("audio_link", pa.string(), "the recording's key in the audio bucket; null: no recording"),
+        column("storage_path", pa.string(), "where the copy is stored (null when nothing was stored)"),
+        column("bytes", pa.int64(), "size of the stored recording"),
+        column("sha256", pa.string(), "hash of the stored recording (the analysis cache key)"),
+        column("format", pa.string(), "real format from the first bytes: wav, webm or unknown"),
+        column("status", pa.string(), "stored, skipped_existing, missing, failed, no_audio"),
+        column("error", pa.string(), "why a copy failed or was refused"),
+        column("attempts", pa.int64(), "tries made (transient faults are retried)"),
     ]
 )
 MANIFEST_COLUMNS = tuple(MANIFEST_SCHEMA.names)

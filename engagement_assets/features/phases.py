@@ -14,6 +14,7 @@ import pandas as pd
 import pyarrow as pa
 
 from engagement_assets.analysis.schema import CATEGORY_SETS, METRICS, METRICS_SCHEMA
+from engagement_assets.storage.tables import column
 
 PHASE_BY_PROGRESS = {
     10: "P1",
@@ -33,26 +34,26 @@ PHASE_ORDER = {
 GROUP = ["UserId", "SessionId", "MilestoneLevel", "Phase"]
 CATEGORIES = tuple(CATEGORY_SETS)
 
-_TEXT, _TIME, _MINUTES, _MEAN = pa.string(), pa.timestamp("ms"), pa.float64(), pa.float64()
+_TEXT, _TIME, _NUMBER = pa.string(), pa.timestamp("ms"), pa.float64()
 # The original export's columns, in its order; the added columns follow.
 FEATURES_SCHEMA = pa.schema(
     [
-        ("UserId", _TEXT),
-        ("SessionId", _TEXT),
-        ("MilestoneLevel", _TEXT),
-        ("Phase", _TEXT),
-        ("start_time", _TIME),
-        ("end_time", _TIME),
-        ("session_duration_mins", _MINUTES),
-        ("gap_to_next_mins", _MINUTES),
-        ("num_responses", pa.int64()),
-        ("avg_accuracy", _MEAN),
-        ("avg_EQ", _MEAN),
-        ("avg_Engagement", _MEAN),
-        ("EQ_Accuracy_Score", _MEAN),
+        column("UserId", _TEXT, "the learner id"),
+        column("SessionId", _TEXT, "the session of the phase's lesson rows"),
+        column("MilestoneLevel", _TEXT, "the learner's level during the phase"),
+        column("Phase", _TEXT, "P1…P4, S1, P5…P8, S2"),
+        column("start_time", _TIME, "first lesson-row time of the phase"),
+        column("end_time", _TIME, "last response time of the phase"),
+        column("session_duration_mins", _NUMBER, "end_time - start_time, minutes (negative under nearest)"),
+        column("gap_to_next_mins", _NUMBER, "minutes from end_time to the learner's next phase start"),
+        column("num_responses", pa.int64(), "responses in the phase"),
+        column("avg_accuracy", _NUMBER, "mean app accuracy score, 0-100"),
+        column("avg_EQ", _NUMBER, "mean EQ_score of analysed responses"),
+        column("avg_Engagement", _NUMBER, "mean engagement_score of analysed responses"),
+        column("EQ_Accuracy_Score", _NUMBER, "0.6 * avg_EQ + 0.4 * avg_accuracy"),
         *(METRICS_SCHEMA.field(name) for name in CATEGORIES),
-        ("first_response_at", _TIME),
-        ("active_mins", _MINUTES),
+        column("first_response_at", _TIME, "first response time of the phase"),
+        column("active_mins", _NUMBER, "end_time - first_response_at, minutes"),
     ]
 )
 FEATURE_COLUMNS = tuple(FEATURES_SCHEMA.names)
@@ -99,8 +100,8 @@ def phase_features(merged: pd.DataFrame, analysis: pd.DataFrame) -> PhaseFeature
         avg_EQ=("EQ_score", "mean"),
         avg_Engagement=("engagement_score", "mean"),
     )
-    for column in CATEGORIES:
-        features[column] = grouped[column].agg(most_frequent)
+    for category in CATEGORIES:
+        features[category] = grouped[category].agg(most_frequent)
     features = features.reset_index()
     features["session_duration_mins"] = _minutes(features["end_time"] - features["start_time"])
     features["active_mins"] = _minutes(features["end_time"] - features["first_response_at"])

@@ -13,16 +13,19 @@ import pyarrow as pa
 
 from engagement_assets.storage import layout
 from engagement_assets.storage.keys import key_of
+from engagement_assets.storage.tables import column
 
 REQUIRED_COLUMNS = ("userId", "sessionId", "milestoneLevel", "lesson", "progress", "createdAt")
 SESSIONS_SCHEMA = pa.schema(
     [
-        ("UserId", pa.string()),
-        ("SessionId", pa.string()),
-        ("MilestoneLevel", pa.string()),
-        ("Lesson", pa.string()),
-        ("Progress", pa.float64()),
-        ("CreatedAt_Session", pa.timestamp("ms")),
+        column("UserId", pa.string(), "the learner id"),
+        column("SessionId", pa.string(), "the lesson row's session (the app's ContentSession)"),
+        column("MilestoneLevel", pa.string(), "the learner's level, m1…m15"),
+        column("Lesson", pa.string(), "practice step index after this save, 0-9"),
+        column(
+            "Progress", pa.float64(), "10…90 or 0: names the phase (P1…P8, S1, S2); other values name none"
+        ),
+        column("CreatedAt_Session", pa.timestamp("ms"), "when the lesson row was saved (UTC)"),
     ]
 )
 SESSION_COLUMNS = tuple(SESSIONS_SCHEMA.names)
@@ -58,8 +61,8 @@ def parse_sessions(data: bytes, source: str) -> pd.DataFrame:
 
 def _typed(frame: pd.DataFrame, source: str = "") -> pd.DataFrame:
     typed = frame.copy()
-    for column in ("UserId", "SessionId", "MilestoneLevel", "Lesson"):
-        typed[column] = typed[column].astype("string").str.strip().replace("", pd.NA).astype("str")
+    for name in ("UserId", "SessionId", "MilestoneLevel", "Lesson"):
+        typed[name] = typed[name].astype("string").str.strip().replace("", pd.NA).astype("str")
     typed["Progress"] = pd.to_numeric(typed["Progress"].replace("", None), errors="coerce").astype("float64")
     typed["CreatedAt_Session"] = _utc_naive(typed["CreatedAt_Session"], source)
     return typed.reset_index(drop=True)

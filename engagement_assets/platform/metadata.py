@@ -18,6 +18,8 @@ from dagster._core.execution.context.metadata_logging import (
     OutputMetadataAccumulator,
 )
 
+from engagement_assets.storage.tables import column, meaning_of
+
 PREVIEW_ROWS = 10
 COLUMN_SCHEMA = "dagster/column_schema"
 ROW_COUNT = "dagster/row_count"
@@ -43,7 +45,7 @@ def preview(frame: pd.DataFrame | pa.Table, rows: int = PREVIEW_ROWS) -> dg.Meta
 def table_metadata(schema: pa.Schema) -> dict:
     """Definition metadata of a table asset: its declared columns and Arrow types, shown in the UI and
     read back by the I/O manager (`declared_schema`) to conform every file it writes."""
-    columns = [dg.TableColumn(field.name, str(field.type)) for field in schema]
+    columns = [dg.TableColumn(field.name, str(field.type), meaning_of(field) or None) for field in schema]
     return {COLUMN_SCHEMA: dg.TableSchema(columns=columns)}
 
 
@@ -52,7 +54,9 @@ def declared_schema(definition_metadata: Mapping | None) -> pa.Schema | None:
     table_schema = getattr(value, "schema", value)
     if table_schema is None:
         return None
-    return pa.schema([(column.name, pa.type_for_alias(column.type)) for column in table_schema.columns])
+    return pa.schema(
+        [column(c.name, pa.type_for_alias(c.type), c.description or "") for c in table_schema.columns]
+    )
 
 
 def batch_metadata(summary: Mapping) -> dict:

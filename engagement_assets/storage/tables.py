@@ -13,6 +13,15 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 
+def column(name: str, arrow_type: pa.DataType, meaning: str) -> pa.Field:
+    """A declared column with what it means (shown in the UI's column view and in docs/storage.md)."""
+    return pa.field(name, arrow_type, metadata={"description": meaning} if meaning else None)
+
+
+def meaning_of(field: pa.Field) -> str:
+    return (field.metadata or {}).get(b"description", b"").decode()
+
+
 class SchemaDrift(ValueError):
     """A table does not have its asset's declared columns, or a column's values do not fit its type."""
 
@@ -70,5 +79,5 @@ def _check_whole_days(source, dates, field: pa.Field, asset: str) -> None:
 
 def schema_markdown(schema: pa.Schema) -> str:
     """The columns of a schema as a Markdown table, as docs/storage.md lists them."""
-    rows = [f"| `{field.name}` | `{field.type}` |" for field in schema]
-    return "\n".join(["| column | Arrow type |", "|---|---|", *rows])
+    rows = [f"| `{field.name}` | `{field.type}` | {meaning_of(field)} |" for field in schema]
+    return "\n".join(["| column | Arrow type | meaning |", "|---|---|---|", *rows])
