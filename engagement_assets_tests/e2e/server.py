@@ -181,6 +181,20 @@ query Snapshot {
 }
 """
 
+# What the UI shows on an asset's partition page: each materialization's own metadata, newest first.
+_MATERIALIZATION_METADATA_QUERY = """
+query MaterializationMetadata($key: AssetKeyInput!) {
+  assetOrError(assetKey: $key) {
+    ... on Asset {
+      assetMaterializations {
+        partition runId
+        metadataEntries { label ... on IntMetadataEntry { intValue } ... on PathMetadataEntry { path } }
+      }
+    }
+  }
+}
+"""
+
 _LOCATION_QUERY = """
 query Location {
   workspaceOrError {
@@ -424,6 +438,15 @@ class DagsterServer:
             backfills=data["partitionBackfillsOrError"]["results"],
             materializations=events,
         )
+
+    def latest_metadata_by_partition(self, asset: str) -> dict[str, tuple[str, dict]]:
+        """{partition: (run id, {label: int or path})} of each partition's latest materialization."""
+        data = self.graphql(_MATERIALIZATION_METADATA_QUERY, {"key": {"path": [asset]}})
+        latest: dict[str, tuple[str, dict]] = {}
+        for event in data["assetOrError"]["assetMaterializations"]:
+            entries = {e["label"]: e.get("intValue", e.get("path")) for e in event["metadataEntries"]}
+            latest.setdefault(event["partition"], (event["runId"], entries))
+        return latest
 
     def partition_keys(self, asset: str) -> list[str]:
         query = "query Keys($key: [AssetKeyInput!]) { assetNodes(assetKeys: $key) { partitionKeys } }"

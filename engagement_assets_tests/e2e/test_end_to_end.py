@@ -24,6 +24,7 @@ import pandas as pd
 import pytest
 
 from engagement_assets.features.phases import FEATURE_COLUMNS
+from engagement_assets.storage import layout
 from engagement_assets.storage.store import Store, open_store
 from engagement_assets_tests.conftest import upload_folder
 from engagement_assets_tests.e2e.server import DagsterServer, Snapshot, start_side_by_side
@@ -102,6 +103,18 @@ def assert_golden_outputs(store: Store, golden: Path, learners: list[str], asset
 
 def run_tags(run: dict) -> dict[str, str]:
     return {tag["key"]: tag["value"] for tag in run["tags"]}
+
+
+def assert_each_partition_page_describes_its_own_file(deployment, asset: str) -> None:
+    """The learners' materializations came from a batched run, yet each names its own file and rows."""
+    latest = deployment.server.latest_metadata_by_partition(asset)
+    assert sorted(latest) == deployment.learners
+    runs = [run_id for run_id, _ in latest.values()]
+    assert len(set(runs)) < len(runs), "expected at least one run covering several learners"
+    for learner, (_, metadata) in latest.items():
+        key = layout.partition_file(asset, learner)
+        assert metadata["storage"] == deployment.store.uri(key), learner
+        assert metadata["dagster/row_count"] == len(stored_frame(deployment.store, key)), learner
 
 
 def assert_launched_automatically_and_fresh(settled: Snapshot, learners: list[str]) -> None:
@@ -234,6 +247,7 @@ def test_dropped_telemetry_flows_through_every_asset_to_the_golden_values(local_
 
     # The values: the golden outputs, read from the Parquet files the deployment wrote.
     assert_golden_outputs(deployment.store, golden, learners)
+    assert_each_partition_page_describes_its_own_file(deployment, "user_responses")
     export = pd.read_csv(
         deployment.store.open_read("exports/phase_level_engagement_full.csv"), dtype={"UserId": str}
     )
