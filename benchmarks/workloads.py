@@ -187,7 +187,7 @@ def _sql_text(path: Path) -> str:
 
 def stage2(args: argparse.Namespace) -> dict:
     """Full scan vs batched extraction vs one learner per call, on a local warehouse."""
-    from engagement_assets.ingestion.cleaning import RESPONSE_SCHEMA
+    from engagement_assets.ingestion.events import RESPONSE_SCHEMA
     from engagement_assets.responses.extract import cleaned_part_keys, extract_learner_responses
     from engagement_assets.storage.parquet import read_parquet
     from engagement_assets.storage.store import LocalStore
@@ -282,7 +282,7 @@ def _read_only(store, keys: list[str], runs: list[list[str]], repeat: int) -> di
     a min/max range added, which lets the scanner skip row groups by their statistics."""
     import pyarrow.compute as pc
 
-    from engagement_assets.ingestion.cleaning import RESPONSE_SCHEMA
+    from engagement_assets.ingestion.events import RESPONSE_SCHEMA
     from engagement_assets.storage.parquet import read_parquet
 
     user = pc.field("user_id")
@@ -311,7 +311,7 @@ def _row_group_pruning(store, keys: list[str], batch: list[str], learner: str) -
     import pyarrow.compute as pc
     import pyarrow.dataset as ds
 
-    from engagement_assets.ingestion.cleaning import RESPONSE_SCHEMA
+    from engagement_assets.ingestion.events import RESPONSE_SCHEMA
 
     filesystem, root = store.arrow()
     dataset = ds.dataset(

@@ -12,7 +12,7 @@ from collections.abc import Mapping
 import pyarrow as pa
 
 from engagement_assets.ingestion.extended_json import number
-from engagement_assets.storage.tables import column
+from engagement_assets.storage.columns import column
 
 SCORES = ("EQ_score", "engagement_score")
 CATEGORY_SETS = {

@@ -22,10 +22,10 @@ import pyarrow as pa
 
 from engagement_assets.audio.formats import SNIFF_BYTES, sniff_format
 from engagement_assets.errors import describe
+from engagement_assets.storage.columns import column
 from engagement_assets.storage.keys import object_key_problem
 from engagement_assets.storage.s3 import is_transient
 from engagement_assets.storage.store import Store
-from engagement_assets.storage.tables import column
 
 STORED = "stored"
 SKIPPED_EXISTING = "skipped_existing"

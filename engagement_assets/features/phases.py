@@ -14,7 +14,7 @@ import pandas as pd
 import pyarrow as pa
 
 from engagement_assets.analysis.schema import CATEGORY_SETS, METRICS, METRICS_SCHEMA
-from engagement_assets.storage.tables import column
+from engagement_assets.storage.columns import column
 
 PHASE_BY_PROGRESS = {
     10: "P1",

@@ -9,7 +9,7 @@ import dagster as dg
 from pydantic import Field
 
 from engagement_assets.ingestion.cleaning import DEFAULT_CHUNK_SIZE, clean_drop, default_workers
-from engagement_assets.ingestion.parsing import RESPONSE_SCHEMA
+from engagement_assets.ingestion.events import RESPONSE_SCHEMA
 from engagement_assets.ingestion.records import NotJsonError
 from engagement_assets.platform.metadata import counts_table, table_metadata
 from engagement_assets.platform.partitions import telemetry_drops

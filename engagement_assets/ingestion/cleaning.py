@@ -26,8 +26,8 @@ import orjson
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from engagement_assets.ingestion.events import DUPLICATE
-from engagement_assets.ingestion.parsing import RESPONSE_SCHEMA, RowsResult, rows_of, rows_of_segment
+from engagement_assets.ingestion.events import DUPLICATE, RESPONSE_SCHEMA
+from engagement_assets.ingestion.parsing import RowsResult, rows_of, rows_of_segment
 from engagement_assets.ingestion.records import SEGMENT_BYTES, Malformed, Segment, iter_segments
 from engagement_assets.storage.parquet import ParquetParts
 

@@ -1,4 +1,4 @@
-"""Turn one storage row of a telemetry export into scorable learner responses (SPEC §3, stage 1).
+"""Turn one storage row of a telemetry export into scorable learner responses (stage 1), and their columns.
 
 Each event is either kept as a response row or dropped with exactly one reason. Reasons are checked in
 the order of `DROP_REASONS`, so every event is counted once, under the first rule it fails.
@@ -7,23 +7,35 @@ the order of `DROP_REASONS`, so every event is counted once, under the first rul
 from __future__ import annotations
 
 import orjson
+import pyarrow as pa
 
 from engagement_assets.ingestion import tokens
 from engagement_assets.ingestion.extended_json import epoch_ms, number, unwrap
+from engagement_assets.storage.columns import column
 
-RESPONSE_COLUMNS = (
-    "event_mid",
-    "event_ets",
-    "user_id",
-    "user_id_source",
-    "session_id",
-    "language",
-    "original_text",
-    "response_text",
-    "accuracy_percentage",
-    "audio_link",
-    "created_at",
+RESPONSE_SCHEMA = pa.schema(
+    [
+        column(
+            "event_mid",
+            pa.string(),
+            "the event's id (an MD5 of its content): with event_ets, the response key",
+        ),
+        column("event_ets", pa.timestamp("ms"), "when the device recorded the response (UTC)"),
+        column("user_id", pa.string(), "the learner id (docs/identity.md)"),
+        column(
+            "user_id_source", pa.string(), "where the id came from: virtualId, buddy, jwt, User, uid or actor"
+        ),
+        column("session_id", pa.string(), "the app's ContentSession, the lesson-tracking export's sessionId"),
+        column("language", pa.string(), "the content language (only en is kept)"),
+        column("original_text", pa.string(), "the sentence the learner was asked to read, exactly as sent"),
+        column("response_text", pa.string(), "what speech recognition heard"),
+        column("accuracy_percentage", pa.float64(), "the app's accuracy score, 0-100"),
+        column("audio_link", pa.string(), "the recording's key in the audio bucket; null: no recording"),
+        column("created_at", pa.timestamp("ms"), "when the server stored the response (UTC)"),
+    ]
 )
+# classify() builds each row as a tuple in this order.
+RESPONSE_COLUMNS = tuple(RESPONSE_SCHEMA.names)
 
 NOT_RESPONSE = "not_response"
 NOT_SPEAK = "not_speak"
@@ -117,7 +129,7 @@ def resolve_user(cdata: dict, context: dict, event: dict) -> tuple[str, str] | N
     actor.id, then cdata User, context.uid, actor.id. Empty and "anonymous" values are skipped, and so is
     a token wherever it sits: it is a credential, never an id to store."""
     virtual_id = _identifier(cdata.get("virtualId"))
-    if virtual_id and virtual_id.isdigit():
+    if virtual_id and virtual_id.isascii() and virtual_id.isdigit():
         return virtual_id, "virtualId"
     buddy = _identifier(cdata.get("Buddy User"))
     if _usable(buddy):

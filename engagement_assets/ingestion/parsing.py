@@ -12,25 +12,14 @@ from dataclasses import dataclass, field
 import orjson
 import pyarrow as pa
 
-from engagement_assets.ingestion.events import RESPONSE_COLUMNS, MalformedEvent, classify, events_of
-from engagement_assets.ingestion.records import Malformed, Segment, segment_records
-
-RESPONSE_SCHEMA = pa.schema(
-    [
-        ("event_mid", pa.string()),
-        ("event_ets", pa.timestamp("ms")),
-        ("user_id", pa.string()),
-        ("user_id_source", pa.string()),
-        ("session_id", pa.string()),
-        ("language", pa.string()),
-        ("original_text", pa.string()),
-        ("response_text", pa.string()),
-        ("accuracy_percentage", pa.float64()),
-        ("audio_link", pa.string()),
-        ("created_at", pa.timestamp("ms")),
-    ]
+from engagement_assets.ingestion.events import (
+    RESPONSE_COLUMNS,
+    RESPONSE_SCHEMA,
+    MalformedEvent,
+    classify,
+    events_of,
 )
-assert tuple(RESPONSE_SCHEMA.names) == RESPONSE_COLUMNS
+from engagement_assets.ingestion.records import Malformed, Segment, segment_records
 
 
 @dataclass

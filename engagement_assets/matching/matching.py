@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from engagement_assets.ingestion.parsing import RESPONSE_SCHEMA
+from engagement_assets.ingestion.events import RESPONSE_SCHEMA
 from engagement_assets.matching.sessions import SESSION_COLUMNS, SESSIONS_SCHEMA
 
 NEAREST = "nearest"

@@ -12,8 +12,8 @@ import pandas as pd
 import pyarrow as pa
 
 from engagement_assets.storage import layout
+from engagement_assets.storage.columns import column
 from engagement_assets.storage.keys import key_of
-from engagement_assets.storage.tables import column
 
 REQUIRED_COLUMNS = ("userId", "sessionId", "milestoneLevel", "lesson", "progress", "createdAt")
 SESSIONS_SCHEMA = pa.schema(

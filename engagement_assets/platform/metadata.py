@@ -18,7 +18,7 @@ from dagster._core.execution.context.metadata_logging import (
     OutputMetadataAccumulator,
 )
 
-from engagement_assets.storage.tables import column, meaning_of
+from engagement_assets.storage.columns import column, meaning_of
 
 PREVIEW_ROWS = 10
 COLUMN_SCHEMA = "dagster/column_schema"

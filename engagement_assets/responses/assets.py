@@ -3,7 +3,7 @@
 import dagster as dg
 
 from engagement_assets.ingestion.assets import cleaned_telemetry
-from engagement_assets.ingestion.parsing import RESPONSE_SCHEMA
+from engagement_assets.ingestion.events import RESPONSE_SCHEMA
 from engagement_assets.platform.metadata import batch_metadata, counts_table, table_metadata
 from engagement_assets.platform.partitions import learner_batches, learners_of, users
 from engagement_assets.platform.resources import StoreResource

@@ -14,7 +14,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from engagement_assets.ingestion.parsing import RESPONSE_SCHEMA
+from engagement_assets.ingestion.events import RESPONSE_SCHEMA
 from engagement_assets.storage import layout
 from engagement_assets.storage.keys import key_of, storage_segment, text_of_key
 from engagement_assets.storage.parquet import read_parquet

@@ -12,14 +12,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-
-def column(name: str, arrow_type: pa.DataType, meaning: str) -> pa.Field:
-    """A declared column with what it means (shown in the UI's column view and in docs/storage.md)."""
-    return pa.field(name, arrow_type, metadata={"description": meaning} if meaning else None)
-
-
-def meaning_of(field: pa.Field) -> str:
-    return (field.metadata or {}).get(b"description", b"").decode()
+from engagement_assets.storage.columns import meaning_of
 
 
 class SchemaDrift(ValueError):

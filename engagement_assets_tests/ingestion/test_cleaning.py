@@ -10,7 +10,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from engagement_assets.ingestion.cleaning import clean_drop
-from engagement_assets.ingestion.parsing import RESPONSE_SCHEMA
+from engagement_assets.ingestion.events import RESPONSE_SCHEMA
 
 
 def response(mid: str, user: str, created_ms: int, ets: int = 1_000, accuracy=90.0) -> dict:

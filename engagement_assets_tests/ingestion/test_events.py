@@ -174,6 +174,11 @@ def test_each_rule_of_the_precedence(fields, expected):
     assert resolved(**fields) == expected
 
 
+def test_a_virtual_id_in_other_digits_is_no_virtual_id():
+    # str.isdigit() accepts Arabic-Indic and other digits; a virtual id is ASCII.
+    assert resolved(virtual="٤٨٢٩١٦٣٠٥٧", user="emis77") == ("emis77", "User")
+
+
 def test_a_buddy_id_is_kept_exactly_slash_included():
     assert resolved(buddy=f"  {BUDDY} ", user="emis77") == (BUDDY, "buddy")
 

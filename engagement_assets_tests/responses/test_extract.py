@@ -6,7 +6,7 @@ import pandas as pd
 import pyarrow as pa
 
 from engagement_assets import learner_key
-from engagement_assets.ingestion.parsing import RESPONSE_SCHEMA
+from engagement_assets.ingestion.events import RESPONSE_SCHEMA
 from engagement_assets.responses.extract import deduplicate, extract_learner_responses
 from engagement_assets.storage.parquet import write_parquet
 from engagement_assets.storage.store import LocalStore
