@@ -26,6 +26,7 @@ import orjson
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from engagement_assets.ingestion import tokens
 from engagement_assets.ingestion.events import DUPLICATE, RESPONSE_SCHEMA
 from engagement_assets.ingestion.parsing import RowsResult, rows_of, rows_of_segment
 from engagement_assets.ingestion.records import SEGMENT_BYTES, Malformed, Segment, iter_segments
@@ -229,10 +230,11 @@ def _sql_path(path: Path) -> str:
 def _quarantine(out: BinaryIO, report: CleaningReport, drop: str, item: Malformed) -> None:
     report.quarantined[item.reason] += 1
     entry = {"drop": drop, "reason": item.reason, "location": item.location, "bytes": len(item.raw)}
+    raw, entry["tokens_removed"] = tokens.without_tokens(item.raw)
     try:
-        entry["raw"] = item.raw.decode("utf-8")
+        entry["raw"] = raw.decode("utf-8")
     except UnicodeDecodeError:
-        entry["raw_base64"] = base64.b64encode(item.raw).decode("ascii")
+        entry["raw_base64"] = base64.b64encode(raw).decode("ascii")
     out.write(orjson.dumps(entry) + b"\n")
 
 

@@ -100,6 +100,19 @@ def test_malformed_records_are_quarantined_with_their_bytes(tmp_path):
     assert all(entry["drop"] == "drop.jsonl" for entry in entries)
 
 
+def test_the_quarantine_keeps_no_api_token(tmp_path):
+    claims = base64.urlsafe_b64encode(b'{"virtual_id":4829163057}').rstrip(b"=").decode()
+    token = f"eyJhbGciOiJIUzI1NiJ9.{claims}.c2lnbmF0dXJl"
+    broken = ('{"events": {"context": {"cdata": [{"type": "virtualId", "id": "' + token + '"}]}').encode()
+    _, report, quarantine = run(tmp_path, io.BytesIO(broken + b"\n" + broken.replace(b"}", b"\xff}", 1)))
+    assert report.quarantined["malformed_json"] + report.quarantined["invalid_utf8"] == 2
+    text = quarantine.read_text()
+    (first, second) = [json.loads(line) for line in text.splitlines()]
+    assert token not in text and token.encode() not in base64.b64decode(second["raw_base64"])
+    assert "<token removed>" in first["raw"] and first["tokens_removed"] == second["tokens_removed"] == 1
+    assert first["bytes"] == len(broken)
+
+
 def test_a_drop_without_responses_still_has_one_typed_part(tmp_path):
     tables, report, _ = run(tmp_path, jsonl([{"events": {"eid": "START"}}]))
     assert len(tables) == 1 and tables[0].num_rows == 0
