@@ -3,7 +3,7 @@
 This is how a straightforward pandas script does the job the `cleaned_telemetry` asset does: ijson streams a
 JSON array (`json.loads` per line for JSONL) into lists of 200,000 records; each list is flattened with
 `pd.json_normalize`, cleaned with DataFrame operations and written as one CSV. It applies the same rules as
-SPEC §3 stage 1, so its kept responses can be checked against ours. It is written the idiomatic pandas way:
+stage 1 (README, docs/identity.md), so its kept responses can be checked against ours. It is written the idiomatic pandas way:
 not tuned, and not slowed down on purpose either.
 
 Run alone: python benchmarks/baseline_original.py INPUT OUT_DIR [--chunk-size N]
@@ -12,6 +12,7 @@ Run alone: python benchmarks/baseline_original.py INPUT OUT_DIR [--chunk-size N]
 from __future__ import annotations
 
 import argparse
+import base64
 import json
 import math
 import sys
@@ -223,13 +224,25 @@ def clean_chunk(records: list[dict]) -> pd.DataFrame:
 
 
 def add_user_id(out: pd.DataFrame, flat: pd.DataFrame, cdata: pd.Series) -> None:
-    """cdata virtualId if all digits, then cdata User, context.uid, actor.id (never blank or anonymous)."""
-    virtual = cdata.map(lambda ids: as_identifier(ids.get("virtualId")))
+    """cdata virtualId if all digits, then cdata Buddy User, then the virtual_id claim of the first JWT in
+    virtualId/User/uid/actor, then cdata User, context.uid, actor.id (never blank, anonymous or a JWT)."""
+    raw = {
+        "virtualId": cdata.map(lambda ids: as_identifier(ids.get("virtualId"))),
+        "User": cdata.map(lambda ids: as_identifier(ids.get("User"))),
+        "uid": column(flat, "events.context.uid").map(as_identifier),
+        "actor": column(flat, "events.actor.id").map(as_identifier),
+    }
+    virtual = raw["virtualId"]
+    claims = pd.Series(np.nan, index=out.index, dtype=object)
+    for values in raw.values():
+        claims = claims.fillna(values.map(jwt_virtual_id))
     candidates = {
-        "virtualId": virtual.where(virtual.str.isdigit() == True),  # noqa: E712 (NaN-safe)
-        "User": without_anonymous(cdata.map(lambda ids: as_identifier(ids.get("User")))),
-        "uid": without_anonymous(column(flat, "events.context.uid").map(as_identifier)),
-        "actor": without_anonymous(column(flat, "events.actor.id").map(as_identifier)),
+        "virtualId": virtual.where(virtual.map(lambda v: isinstance(v, str) and v.isascii() and v.isdigit())),
+        "buddy": ids_only(cdata.map(lambda ids: as_identifier(ids.get("Buddy User")))),
+        "jwt": claims,
+        "User": ids_only(raw["User"]),
+        "uid": ids_only(raw["uid"]),
+        "actor": ids_only(raw["actor"]),
     }
     user_id = pd.Series(np.nan, index=out.index, dtype=object)
     source = pd.Series(np.nan, index=out.index, dtype=object)
@@ -238,6 +251,41 @@ def add_user_id(out: pd.DataFrame, flat: pd.DataFrame, cdata: pd.Series) -> None
         source[fills] = name
         user_id = user_id.fillna(candidate)
     out["user_id"], out["user_id_source"] = user_id, source
+
+
+def jwt_segments(value) -> list[str] | None:
+    """The header and payload segments of a JWT-shaped string (two dots, no whitespace), or None."""
+    if not isinstance(value, str) or value.count(".") != 2 or value.split() != [value]:
+        return None
+    return value.split(".")[:2]
+
+
+def decoded(segment: str):
+    try:
+        return json.loads(base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4)))
+    except ValueError:
+        return None
+
+
+def is_jwt(value) -> bool:
+    segments = jwt_segments(value)
+    return segments is not None and all(isinstance(decoded(segment), dict) for segment in segments)
+
+
+def jwt_virtual_id(value):
+    """The numeric virtual_id claim of a JWT's payload, as a digit string."""
+    segments = jwt_segments(value)
+    payload = decoded(segments[1]) if segments else None
+    claim = payload.get("virtual_id") if isinstance(payload, dict) else None
+    if isinstance(claim, int) and not isinstance(claim, bool) and claim >= 0:
+        return str(claim)
+    return claim if isinstance(claim, str) and claim.isascii() and claim.isdigit() else None
+
+
+def ids_only(series: pd.Series) -> pd.Series:
+    """Drop anonymous values and API tokens (a credential is never an id)."""
+    series = without_anonymous(series)
+    return series.where(~series.map(is_jwt))
 
 
 def run(path: Path, out_dir: Path, chunk_size: int = CHUNK_SIZE) -> dict:

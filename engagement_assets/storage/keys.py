@@ -108,7 +108,13 @@ def _segment_problem(segment: str) -> str | None:
         return "it contains a path separator"
     if segment.startswith("."):
         return "it starts with '.' ('..' climbs out of the folder; dot-names are reserved for temp files)"
-    if any(unicodedata.category(char) in _INVISIBLE for char in segment):
+    # ASCII text (every real id) is checked at C speed; only other text needs a look at each character.
+    invisible = (
+        not segment.isprintable()
+        if segment.isascii()
+        else any(unicodedata.category(char) in _INVISIBLE for char in segment)
+    )
+    if invisible:
         return "it contains a control or invisible formatting character"
     return None
 
