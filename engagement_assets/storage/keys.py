@@ -6,7 +6,7 @@ Dagster partition key, and the id can always be read back from its key:
 - text that is already safe is its own key (`4829163057`, `all_telemetry_part1.json`), so ordinary keys and
   paths never change;
 - anything else (a `/` or `\\`, a leading `.`, a control or invisible character, Dagster's reserved `...`,
-  or a leading `~`, the marker itself) becomes `~` followed by its UTF-8 bytes, with every byte outside
+  a `,` (the UI's list separator), or a leading `~`, the marker itself) becomes `~` followed by its UTF-8 bytes, with every byte outside
   `[A-Za-z0-9_-]` written as `%XX`: `1234567/7654321` -> `~1234567%2F7654321`.
 
 Keys starting with `~` are exactly the encoded ones, so the encoding is injective and `text_of_key` inverts
@@ -96,8 +96,8 @@ def _text_problem(text) -> str | None:
         raise TypeError(f"a partition key is made from a string, not {type(text).__name__}")
     if text.startswith(MARKER):
         return "it starts with the marker of encoded keys"
-    if "..." in text:
-        return "Dagster reserves '...' for partition ranges"
+    if "..." in text or "," in text:
+        return "the UI reads '...' as a range of partitions and ',' as a list of them"
     return _segment_problem(text)
 
 

@@ -43,6 +43,7 @@ UNSAFE = [
     "zero\u200bwidth",
     "line\u2028break",
     "a...b",
+    "a,b",
     "~starts-with-marker",
     "~",
     "ü/ö",
