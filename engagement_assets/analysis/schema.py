@@ -11,6 +11,7 @@ from collections.abc import Mapping
 
 import pyarrow as pa
 
+from engagement_assets.ingestion.events import RESPONSE_KEY
 from engagement_assets.ingestion.extended_json import number
 from engagement_assets.storage.columns import column
 
@@ -33,8 +34,7 @@ METRICS_SCHEMA = pa.schema(
 METRICS = tuple(METRICS_SCHEMA.names)
 ANALYSIS_SCHEMA = pa.schema(
     [
-        column("event_mid", pa.string(), "the response's event id (with event_ets, the response key)"),
-        column("event_ets", pa.timestamp("ms"), "when the device recorded the response (UTC)"),
+        *RESPONSE_KEY,
         *METRICS_SCHEMA,
         column("analyzer", pa.string(), "gemini, local (signal heuristics), import"),
         column("model", pa.string(), "the model, or the local heuristic's version"),

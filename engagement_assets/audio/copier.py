@@ -22,6 +22,7 @@ import pyarrow as pa
 
 from engagement_assets.audio.formats import SNIFF_BYTES, sniff_format
 from engagement_assets.errors import describe
+from engagement_assets.ingestion.events import RESPONSE_KEY
 from engagement_assets.storage.columns import column
 from engagement_assets.storage.keys import object_key_problem
 from engagement_assets.storage.s3 import is_transient
@@ -36,8 +37,7 @@ STATUSES = (STORED, SKIPPED_EXISTING, MISSING, FAILED, NO_AUDIO)
 
 MANIFEST_SCHEMA = pa.schema(
     [
-        column("event_mid", pa.string(), "the response's event id (with event_ets, the response key)"),
-        column("event_ets", pa.timestamp("ms"), "when the device recorded the response (UTC)"),
+        *RESPONSE_KEY,
         column("audio_link", pa.string(), "the recording's key in the audio bucket; null: no recording"),
         column("storage_path", pa.string(), "where the copy is stored (null when nothing was stored)"),
         column("bytes", pa.int64(), "size of the stored recording"),

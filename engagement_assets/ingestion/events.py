@@ -36,6 +36,8 @@ RESPONSE_SCHEMA = pa.schema(
 )
 # classify() builds each row as a tuple in this order.
 RESPONSE_COLUMNS = tuple(RESPONSE_SCHEMA.names)
+# What identifies a response in every later table.
+RESPONSE_KEY = (RESPONSE_SCHEMA.field("event_mid"), RESPONSE_SCHEMA.field("event_ets"))
 
 NOT_RESPONSE = "not_response"
 NOT_SPEAK = "not_speak"
