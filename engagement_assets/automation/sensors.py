@@ -5,10 +5,11 @@ import os
 
 import dagster as dg
 
+from engagement_assets.automation.batches import learner_spans
 from engagement_assets.automation.watch import change_key, newer_files
 from engagement_assets.ingestion.assets import cleaned_telemetry
 from engagement_assets.matching.assets import merged_responses
-from engagement_assets.platform.partitions import telemetry_drops, users
+from engagement_assets.platform.partitions import LEARNERS_PER_RUN, telemetry_drops, users
 from engagement_assets.platform.resources import StoreResource
 from engagement_assets.platform.runs import PARTITION_RANGE_END, PARTITION_RANGE_START
 from engagement_assets.responses.assets import user_responses
@@ -19,6 +20,8 @@ from engagement_assets.storage import layout
 DROPS_PER_TICK = 25
 DROP_EVENTS_PER_TICK = 25
 SESSION_FILES_PER_TICK = 200
+# A refresh run may take in this many learners a drop did not touch rather than split in two.
+MAX_UNTOUCHED_IN_A_RUN = LEARNERS_PER_RUN // 10
 # How often the sensors look (seconds); tests shorten it.
 TICK_SECONDS = int(os.environ.get("ENGAGEMENT_SENSOR_INTERVAL_SECONDS", "30"))
 
@@ -53,8 +56,10 @@ def telemetry_drop_sensor(context: dg.SensorEvaluationContext, landing: StoreRes
     default_status=dg.DefaultSensorStatus.RUNNING,
 )
 def learners_sensor(context: dg.SensorEvaluationContext, warehouse: StoreResource) -> dg.SensorResult:
-    """After a drop is cleaned, registers the learners it holds as `users` partitions and refreshes the
-    responses of exactly those learners: new learners in one run, known ones one run each."""
+    """After drops are cleaned, registers the learners they hold as `users` partitions and refreshes the
+    responses of exactly those learners, new and known alike, in ranged runs of up to
+    ENGAGEMENT_LEARNERS_PER_RUN learners: a drop over thousands of learners is a few runs, and the
+    downstream stages follow in batches too."""
     records = context.instance.fetch_materializations(
         dg.AssetKey("cleaned_telemetry"), limit=DROP_EVENTS_PER_TICK, cursor=context.cursor, ascending=True
     )
@@ -62,24 +67,20 @@ def learners_sensor(context: dg.SensorEvaluationContext, warehouse: StoreResourc
         return dg.SensorResult(cursor=context.cursor)
     drops = sorted({record.partition_key for record in records.records if record.partition_key})
     learners = learners_in_drops(warehouse.store(), drops)
-    known = set(context.instance.get_dynamic_partitions(users.name))
+    registered = context.instance.get_dynamic_partitions(users.name)
+    known = set(registered)
     new = [learner for learner in learners if learner not in known]
     tick = records.cursor
-    requests = [
-        dg.RunRequest(partition_key=learner, run_key=f"{tick}:{learner}")
-        for learner in learners
-        if learner in known
-    ]
-    if new:
-        # New keys are appended in this order, so one ranged run covers them all.
-        requests.append(
-            dg.RunRequest(
-                run_key=f"{tick}:new:{new[0]}:{new[-1]}",
-                tags={PARTITION_RANGE_START: new[0], PARTITION_RANGE_END: new[-1]},
-            )
-        )
+    # New keys are appended in this order, so they extend the partition order the runs' ranges follow.
+    spans = learner_spans([*registered, *new], learners, LEARNERS_PER_RUN, MAX_UNTOUCHED_IN_A_RUN)
     return dg.SensorResult(
-        run_requests=requests,
+        run_requests=[
+            dg.RunRequest(
+                run_key=f"{tick}:{first}:{last}",
+                tags={PARTITION_RANGE_START: first, PARTITION_RANGE_END: last},
+            )
+            for first, last in spans
+        ],
         dynamic_partitions_requests=[users.build_add_request(new)] if new else [],
         cursor=tick,
     )

@@ -16,6 +16,7 @@ from engagement_assets.automation.watch import newer_files
 from engagement_assets.definitions import defs
 from engagement_assets.platform.partitions import register_partitions, users
 from engagement_assets.platform.resources import StoreResource
+from engagement_assets.responses.extract import learners_in_drops
 from engagement_assets.storage.store import StoredFile
 from engagement_assets_tests.ingestion.test_golden_ingestion import DROPS
 from engagement_assets_tests.pipeline import materialize_drops, resources_for
@@ -109,10 +110,37 @@ def test_learners_sensor_registers_learners_of_cleaned_drops_and_refreshes_known
     assert tick(learners_sensor, instance, cursor=first.cursor, warehouse=warehouse).run_requests == []
     materialize_drops(instance, resources, DROPS)  # the first drop again (re-exported), and a new one
     second = tick(learners_sensor, instance, cursor=first.cursor, warehouse=warehouse)
-    refreshed = {request.partition_key for request in second.run_requests if request.partition_key}
-    assert refreshed == set(new)  # learners seen before get a run each
     added = second.dynamic_partitions_requests[0].partition_keys
-    assert added and not set(added) & set(new)  # the new drop's learners are registered, in one ranged run
+    assert added and not set(added) & set(new)  # the new drop's learners are registered
+    # Known and new learners are refreshed together: one ranged run, not a run per known learner.
+    (batch,) = second.run_requests
+    assert batch.partition_key is None
+    assert (
+        batch.tags["dagster/asset_partition_range_start"],
+        batch.tags["dagster/asset_partition_range_end"],
+    ) == (new[0], added[-1])
+
+
+def test_learners_sensor_refreshes_scattered_known_learners_in_few_ranged_runs(instance, tmp_path, golden):
+    resources = resources_for(str(tmp_path / "w"), str(golden / "landing"))
+    warehouse = StoreResource(url=str(tmp_path / "w"))
+    materialize_drops(instance, resources, DROPS)
+    first = tick(learners_sensor, instance, warehouse=warehouse)
+    learners = first.dynamic_partitions_requests[0].partition_keys
+    # Thousands of other learners registered between them, as months of drops would leave them.
+    others = [f"{i:010d}" for i in range(3_000)]
+    register_partitions(instance, users, [learners[0], *others[:1_500], *learners[1:], *others[1_500:]])
+    materialize_drops(instance, resources, DROPS[:1])  # a new export of the first drop
+    second = tick(learners_sensor, instance, cursor=first.cursor, warehouse=warehouse)
+    spans = [
+        (r.tags["dagster/asset_partition_range_start"], r.tags["dagster/asset_partition_range_end"])
+        for r in second.run_requests
+    ]
+    order = instance.get_dynamic_partitions(users.name)
+    covered = {key for start, end in spans for key in order[order.index(start) : order.index(end) + 1]}
+    touched = set(learners_in_drops(warehouse.store(), DROPS[:1]))
+    assert touched <= covered and len(spans) <= 2
+    assert len(covered - touched) <= 100  # no range sweeps up the thousands of untouched learners
 
 
 def test_sessions_sensor_rematches_known_learners_whose_file_landed(instance, tmp_path, golden):
