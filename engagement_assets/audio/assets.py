@@ -101,8 +101,8 @@ def response_audio(
         frames[learner] = manifest.iloc[offset : offset + count].reset_index(drop=True)
         offset += count
     add_partition_metadata(context, {learner: _described(frame) for learner, frame in frames.items()})
-    summary = _described(manifest)
-    with_link = len(manifest) - int((manifest["status"] == NO_AUDIO).sum())
+    summary, by_status = _described(manifest), _status_counts(manifest)
+    with_link = len(manifest) - by_status[NO_AUDIO]
     failure_rate = summary["failure_rate"]
     return dg.MaterializeResult(
         value=frames,
@@ -124,7 +124,7 @@ def response_audio(
                 metadata={
                     "failure_rate": round(failure_rate, 4),
                     "threshold": config.warn_failure_rate,
-                    "failed": int((manifest["status"] == FAILED).sum()),
+                    "failed": by_status[FAILED],
                 },
             )
         ],
@@ -143,9 +143,13 @@ def _source(url: str, policy: CopyPolicy) -> Store:
     return open_store(url, s3_client(config))
 
 
+def _status_counts(manifest: pd.DataFrame) -> dict[str, int]:
+    return {status: int((manifest["status"] == status).sum()) for status in STATUSES}
+
+
 def _described(manifest: pd.DataFrame) -> dict:
     """What a manifest (one learner's, or the run's) says about its clips."""
-    by_status = {status: int((manifest["status"] == status).sum()) for status in STATUSES}
+    by_status = _status_counts(manifest)
     with_link = len(manifest) - by_status[NO_AUDIO]
     failures = manifest[manifest["status"].isin([FAILED, MISSING])]
     return {

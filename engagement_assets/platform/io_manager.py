@@ -114,10 +114,10 @@ def _location(asset: str, partition: str | None, layout_name: str | None, value)
     return layout.partition_file(asset, partition)
 
 
-def _candidates(asset: str, partition: str, layout_name: str | None) -> tuple[str, str]:
+def _candidates(asset: str, partition: str, layout_name: str | None) -> tuple[str | None, str]:
+    """Where a partition may be stored: as one file (None for day folders), else as a folder of parts."""
     if layout_name == DAILY_HIVE:
-        folder = layout.day_folder(asset, partition)
-        return folder, folder
+        return None, layout.day_folder(asset, partition)
     return layout.partition_file(asset, partition), layout.partition_folder(asset, partition)
 
 
@@ -152,13 +152,13 @@ def _first_rows(parts: ParquetParts, schema: pa.Schema) -> pa.Table:
     return schema.empty_table()
 
 
-def _read(store: Store, file_key: str, folder: str | None, schema: pa.Schema | None) -> pa.Table:
-    if not file_key.endswith("/") and store.exists(file_key):
+def _read(store: Store, file_key: str | None, folder: str | None, schema: pa.Schema | None) -> pa.Table:
+    if file_key and store.exists(file_key):
         return read_parquet(store, [file_key], schema=schema)
     parts = [f.key for f in store.list_files(folder) if f.key.endswith(layout.PARQUET)] if folder else []
     if parts:
         return read_parquet(store, parts, schema=schema)
-    where = folder or file_key
+    where = file_key or folder
     raise FileNotFoundError(f"nothing stored for {where!r} under {store.url} (materialize it first)")
 
 

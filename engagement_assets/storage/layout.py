@@ -29,11 +29,11 @@ STAGING_PREFIX = ".staging/"
 RECORDINGS_PREFIX = "recordings/"
 QUARANTINE_PREFIX = "quarantine/cleaned_telemetry/"
 EXPORT_KEY = "exports/phase_level_engagement_full.csv"
+REPORT_KEY = "reports/phase_level_engagement.html"
 # Private state of stages, never read as assets: paid-for model answers and batch jobs not yet collected.
 ANALYSIS_CACHE_PREFIX = "analysis_cache/"
 ANALYSIS_BATCHES_PREFIX = "analysis_batches/"
 CATEGORIES_CACHE_PREFIX = "categories_cache/"
-REPORT_KEY = "reports/phase_level_engagement.html"
 
 TELEMETRY_PREFIX = "telemetry/"
 SESSIONS_PREFIX = "sessions/"

@@ -10,7 +10,7 @@ import pyarrow as pa
 import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
-PART_NAME = "part-{index:05d}.parquet"
+from engagement_assets.storage.layout import part_name
 
 
 @dataclass
@@ -27,7 +27,7 @@ class ParquetParts:
 
     def next_path(self) -> Path:
         """Where the next part goes, for writers that write the file themselves (then call `added`)."""
-        return self.folder / PART_NAME.format(index=len(self.files))
+        return self.folder / part_name(len(self.files))
 
     def added(self, path: Path, rows: int) -> Path:
         self.files.append(path)
