@@ -3,8 +3,8 @@
 It answers `generateContent` with a deterministic analysis per clip (from the sha256 of the audio), enforces
 a sliding-window request limit with the real RESOURCE_EXHAUSTED/RetryInfo body, injects the faults a
 production client meets (5xx, hangs, malformed/truncated/blocked answers, 429s) and runs inline batch jobs
-through their PENDING → RUNNING → SUCCEEDED lifecycle. Wire shapes follow /work/shared/GEMINI.md and the
-google-genai 3.4.0 parsers (`batches._BatchJob_from_mldev`).
+through their PENDING → RUNNING → SUCCEEDED lifecycle. Wire shapes follow the Gemini Developer API as the
+google-genai 3.4.0 parsers read them (`batches._BatchJob_from_mldev`).
 
     with FakeGemini(rpm=600) as fake:
         client = genai.Client(api_key="test-key", http_options=types.HttpOptions(

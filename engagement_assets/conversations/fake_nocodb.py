@@ -5,7 +5,7 @@
         fake.add_rows(table, [{"user_id": "u1", "status": "open"}])
         rows = requests.get(f"{fake.url}/api/v2/tables/{table}/records", headers={"xc-token": "t"}).json()
 
-Behaviour follows /work/shared/CONVERSATIONS.md §1 (verified against a live 0.301.3) and, where the notes are
+Behaviour follows what a live NocoDB 0.301.3 answers (the opt-in test_real_nocodb.py checks it) and, where that test is
 silent, NocoDB's source: `PagedResponseImpl` for pageInfo and the offset check, `extractLimitAndOffset` for
 limits, nocodb-sdk's where parser and `handleDataTypes` for filters. Columns are untyped except the system
 DateTime fields CreatedAt and UpdatedAt; of the date sub-operators only `exactDate` is understood; values in

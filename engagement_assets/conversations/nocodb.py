@@ -1,8 +1,8 @@
 """A small NocoDB REST client: reads a table page by page, incrementally by row id and update time, and seeds
 tables; retries the answers that heal by themselves and raises clear errors for the rest.
 
-Wire facts (URLs, auth headers, pageInfo, limits, error bodies) are those verified against NocoDB 0.301.3 in
-/work/shared/CONVERSATIONS.md §1. The API token only ever goes into a request header: no message, log line or
+Wire facts (URLs, auth headers, pageInfo, limits, error bodies) are those verified against NocoDB 0.301.3 (the opt-in
+test_real_nocodb.py runs this client against it). The API token only ever goes into a request header: no message, log line or
 repr built here contains it.
 """
 

