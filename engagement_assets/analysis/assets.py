@@ -50,7 +50,6 @@ class AnalysisConfig(dg.Config):
 @dg.asset(
     partitions_def=users,
     deps=[response_audio],
-    automation_condition=dg.AutomationCondition.eager(),
     backfill_policy=network_batches,
     pool="audio_analysis",
     group_name="analysis",

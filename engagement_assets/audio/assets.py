@@ -55,7 +55,6 @@ class AudioDownloadConfig(dg.Config):
     partitions_def=users,
     backfill_policy=network_batches,
     pool="audio_download",
-    automation_condition=dg.AutomationCondition.eager(),
     group_name="audio",
     kinds={"s3", "parquet"},
     metadata=table_metadata(MANIFEST_SCHEMA),

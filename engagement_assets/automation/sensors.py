@@ -1,29 +1,52 @@
 """What starts runs without anyone clicking: new telemetry drops, learners found in them, lesson-tracking
-exports that land or change. Everything downstream of those follows by declarative automation."""
+exports that land or change.
+
+The per-learner stages are refreshed by the sensors that know what changed (the learners of a cleaned drop,
+the learner whose export landed), not by evaluating a condition over every learner each tick, which costs
+minutes at a million learners. Declarative automation keeps the all-learner table current."""
 
 import os
 
 import dagster as dg
 
-from engagement_assets.automation.batches import learner_spans
+from engagement_assets.analysis.assets import audio_analysis
+from engagement_assets.audio.assets import response_audio
+from engagement_assets.automation.batches import RefreshState, keys_in_spans, learner_spans
 from engagement_assets.automation.watch import change_key, newer_files
+from engagement_assets.features.assets import phase_features
 from engagement_assets.ingestion.assets import cleaned_telemetry
 from engagement_assets.matching.assets import merged_responses
-from engagement_assets.platform.partitions import LEARNERS_PER_RUN, telemetry_drops, users
+from engagement_assets.platform.partitions import (
+    LEARNERS_PER_RUN,
+    NETWORK_LEARNERS_PER_RUN,
+    telemetry_drops,
+    users,
+)
 from engagement_assets.platform.resources import StoreResource
 from engagement_assets.platform.runs import PARTITION_RANGE_END, PARTITION_RANGE_START
 from engagement_assets.responses.assets import user_responses
 from engagement_assets.responses.extract import learners_in_drops
 from engagement_assets.storage import layout
+from engagement_assets.storage.keys import is_digest, storage_segment
 
 # Caps per evaluation keep each tick well inside the sensor timeout; the cursor carries on next tick.
 DROPS_PER_TICK = 25
 DROP_EVENTS_PER_TICK = 25
 SESSION_FILES_PER_TICK = 200
-# A refresh run may take in this many learners a drop did not touch rather than split in two.
-MAX_UNTOUCHED_IN_A_RUN = LEARNERS_PER_RUN // 10
 # How often the sensors look (seconds); tests shorten it.
 TICK_SECONDS = int(os.environ.get("ENGAGEMENT_SENSOR_INTERVAL_SECONDS", "30"))
+# The learners sensor costs one event-log query when nothing was cleaned, so it looks more often: a cleaned
+# drop's learners start within seconds.
+REFRESH_TICK_SECONDS = min(TICK_SECONDS, 5)
+
+# One run carries a drop's learners through every per-learner stage, so drop-to-features latency is one
+# tick plus the work, not one tick per stage. The network stages keep their pools and their batch size
+# (a run that dies costs at most that many learners' downloads and analyses). A run may take in a tenth of
+# its size in learners nothing touched rather than split in two.
+DROP_REFRESH = [user_responses, merged_responses, response_audio, audio_analysis, phase_features]
+# A new lesson-tracking export changes the matching and what is built on it; the recordings and their
+# analysis follow the responses alone.
+SESSIONS_REFRESH = [merged_responses, phase_features]
 
 
 @dg.sensor(
@@ -51,64 +74,128 @@ def telemetry_drop_sensor(context: dg.SensorEvaluationContext, landing: StoreRes
 
 
 @dg.sensor(
-    target=[user_responses],
-    minimum_interval_seconds=TICK_SECONDS,
+    target=DROP_REFRESH,
+    minimum_interval_seconds=REFRESH_TICK_SECONDS,
     default_status=dg.DefaultSensorStatus.RUNNING,
 )
 def learners_sensor(context: dg.SensorEvaluationContext, warehouse: StoreResource) -> dg.SensorResult:
-    """After drops are cleaned, registers the learners they hold as `users` partitions and refreshes the
-    responses of exactly those learners, new and known alike, in ranged runs of up to
-    ENGAGEMENT_LEARNERS_PER_RUN learners: a drop over thousands of learners is a few runs, and the
-    downstream stages follow in batches too."""
+    """After drops are cleaned, registers the learners they hold as `users` partitions and carries exactly
+    those learners, new and known alike, through every per-learner stage (responses, matching, recordings,
+    analysis, phase features) in ranged runs of up to ENGAGEMENT_NETWORK_LEARNERS_PER_RUN learners: one
+    tick from a cleaned drop to its learners' features, a few runs however many learners it touches."""
+    state = RefreshState.parse(context.cursor)
     records = context.instance.fetch_materializations(
-        dg.AssetKey("cleaned_telemetry"), limit=DROP_EVENTS_PER_TICK, cursor=context.cursor, ascending=True
+        dg.AssetKey("cleaned_telemetry"), limit=DROP_EVENTS_PER_TICK, cursor=state.seen, ascending=True
     )
-    if not records.records:
+    if not records.records and not state.waiting:
         return dg.SensorResult(cursor=context.cursor)
     drops = sorted({record.partition_key for record in records.records if record.partition_key})
-    learners = learners_in_drops(warehouse.store(), drops)
+    learners = learners_in_drops(warehouse.store(), drops) if drops else []
     registered = context.instance.get_dynamic_partitions(users.name)
     known = set(registered)
     new = [learner for learner in learners if learner not in known]
-    tick = records.cursor
     # New keys are appended in this order, so they extend the partition order the runs' ranges follow.
-    spans = learner_spans([*registered, *new], learners, LEARNERS_PER_RUN, MAX_UNTOUCHED_IN_A_RUN)
-    return dg.SensorResult(
-        run_requests=[
-            dg.RunRequest(
-                run_key=f"{tick}:{first}:{last}",
-                tags={PARTITION_RANGE_START: first, PARTITION_RANGE_END: last},
-            )
-            for first, last in spans
-        ],
+    return _refresh(
+        context,
+        RefreshState(records.cursor if records.records else state.seen, state.waiting, state.round),
+        order=[*registered, *new],
+        affected=[*state.waiting, *learners],
+        max_span=NETWORK_LEARNERS_PER_RUN,
         dynamic_partitions_requests=[users.build_add_request(new)] if new else [],
-        cursor=tick,
     )
 
 
 @dg.sensor(
-    target=[merged_responses],
+    target=SESSIONS_REFRESH,
     minimum_interval_seconds=TICK_SECONDS,
     default_status=dg.DefaultSensorStatus.RUNNING,
 )
 def sessions_sensor(context: dg.SensorEvaluationContext, landing: StoreResource) -> dg.SensorResult:
-    """Re-matches a learner's responses when their lesson-tracking export lands or changes."""
-    fresh, cursor = newer_files(
-        landing.store().list_files(layout.SESSIONS_PREFIX), context.cursor, SESSION_FILES_PER_TICK
+    """Re-matches the responses and rebuilds the phase features of the known learners whose lesson-tracking
+    export landed or changed, in ranged runs of up to ENGAGEMENT_LEARNERS_PER_RUN learners."""
+    state = RefreshState.parse(context.cursor)
+    fresh, seen = newer_files(
+        landing.store().list_files(layout.SESSIONS_PREFIX), state.seen, SESSION_FILES_PER_TICK
     )
-    learner_of = {
-        layout.sessions_key(key): key for key in context.instance.get_dynamic_partitions(users.name)
-    }
-    requests = [
-        dg.RunRequest(partition_key=learner_of[stored.key], run_key=change_key(stored))
-        for stored in fresh
-        if stored.key in learner_of
+    segments = {segment for stored in fresh if (segment := layout.segment_of_sessions_key(stored.key))}
+    changed = _known_learners(context.instance, segments)
+    if not changed and not state.waiting:
+        return dg.SensorResult(cursor=RefreshState(seen, [], state.round).dump())
+    return _refresh(
+        context,
+        RefreshState(seen, state.waiting, state.round),
+        order=context.instance.get_dynamic_partitions(users.name),
+        affected=[*state.waiting, *changed],
+        max_span=LEARNERS_PER_RUN,
+    )
+
+
+def _known_learners(instance: dg.DagsterInstance, segments: set[str]) -> list[str]:
+    """The registered learners whose storage segments these are. Looked up one by one: listing every
+    learner each tick would cost seconds at millions of learners."""
+    known = [
+        key for key in segments if not is_digest(key) and instance.has_dynamic_partition(users.name, key)
     ]
-    return dg.SensorResult(run_requests=requests, cursor=cursor)
+    if any(is_digest(segment) for segment in segments):
+        known += [
+            key for key in instance.get_dynamic_partitions(users.name) if storage_segment(key) in segments
+        ]
+    return sorted(set(known))
 
 
-# Stages below the sensors' targets follow their parents: a learner's new responses are matched,
-# downloaded, analysed and aggregated without anyone asking.
+def _refresh(
+    context: dg.SensorEvaluationContext,
+    state: RefreshState,
+    order: list[str],
+    affected: list[str],
+    max_span: int,
+    dynamic_partitions_requests=(),
+) -> dg.SensorResult:
+    """Ranged runs over the affected learners that no queued or running run covers; those that one does
+    wait in the cursor for a later tick."""
+    busy = learners_in_flight(context.instance, order)
+    spans = learner_spans(order, affected, max_span, max_span // 10, busy)
+    waiting = sorted(set(affected) & busy)
+    round_ = state.round + 1 if spans else state.round
+    return dg.SensorResult(
+        run_requests=[
+            dg.RunRequest(
+                run_key=f"{round_}:{first}:{last}",
+                tags={PARTITION_RANGE_START: first, PARTITION_RANGE_END: last},
+            )
+            for first, last in spans
+        ],
+        dynamic_partitions_requests=list(dynamic_partitions_requests),
+        cursor=RefreshState(state.seen, waiting, round_).dump(),
+    )
+
+
+_IN_FLIGHT = [
+    dg.DagsterRunStatus.QUEUED,
+    dg.DagsterRunStatus.NOT_STARTED,
+    dg.DagsterRunStatus.STARTING,
+    dg.DagsterRunStatus.STARTED,
+    dg.DagsterRunStatus.CANCELING,
+]
+_LEARNER_ASSETS = {spec.key for spec in DROP_REFRESH}
+
+
+def learners_in_flight(instance: dg.DagsterInstance, order: list[str]) -> set[str]:
+    """The learners that a queued or running run over per-learner assets covers (its partition, or its
+    range of `order`), whoever launched it."""
+    singles, spans = set(), []
+    for run in instance.get_runs(filters=dg.RunsFilter(statuses=_IN_FLIGHT)):
+        if run.asset_selection is not None and not run.asset_selection & _LEARNER_ASSETS:
+            continue
+        tags = run.tags
+        if "dagster/partition" in tags:
+            singles.add(tags["dagster/partition"])
+        elif PARTITION_RANGE_START in tags and PARTITION_RANGE_END in tags:
+            spans.append((tags[PARTITION_RANGE_START], tags[PARTITION_RANGE_END]))
+    return (singles & set(order)) | keys_in_spans(order, spans)
+
+
+# The all-learner table and the conversation group follow their parents by their automation conditions.
 automation_sensor = dg.AutomationConditionSensorDefinition(
     "downstream_automation",
     target=dg.AssetSelection.all(),

@@ -35,10 +35,6 @@ learner_sessions = dg.AssetSpec(
 @dg.asset(
     partitions_def=users,
     deps=[learner_sessions],
-    # The sessions export is an external file with no materializations; the sessions sensor covers it.
-    automation_condition=dg.AutomationCondition.eager().ignore(
-        dg.AssetSelection.assets(learner_sessions.key)
-    ),
     backfill_policy=learner_batches,
     group_name="learners",
     kinds={"parquet"},

@@ -77,6 +77,11 @@ def storage_segment(key: str) -> str:
     return _DIGEST_PREFIX + hashlib.sha256(key.encode("utf-8")).hexdigest()
 
 
+def is_digest(segment: str) -> bool:
+    """Whether a storage segment is the digest of a long key rather than the key itself."""
+    return segment.startswith(_DIGEST_PREFIX)
+
+
 def object_key_problem(key) -> str | None:
     """Why an object key (segments joined by '/') would escape the folder it is copied under, or None."""
     if not isinstance(key, str) or not key:

@@ -122,6 +122,16 @@ def sessions_key(learner: str) -> str:
     return f"{SESSIONS_PREFIX}{storage_segment(learner)}{SESSIONS_SUFFIX}"
 
 
+def segment_of_sessions_key(key: str) -> str | None:
+    """The storage segment of the learner a landed sessions file belongs to (`sessions_key` inverted), or
+    None for what is not a learner's export (other names, subfolders, dot-files)."""
+    name = key[len(SESSIONS_PREFIX) :] if key.startswith(SESSIONS_PREFIX) else ""
+    segment = name[: -len(SESSIONS_SUFFIX)] if name.endswith(SESSIONS_SUFFIX) else ""
+    if not segment or "/" in segment or segment.startswith("."):
+        return None
+    return segment
+
+
 def _layout_files(store, asset: str, depth: int) -> list[str]:
     """Keys `<asset>/<depth segments>` ending in `.parquet`, none of them hidden."""
     found = []

@@ -9,6 +9,7 @@ import shutil
 import time
 
 import dagster as dg
+from dagster._core.test_utils import create_run_for_test
 
 from engagement_assets import learner_key
 from engagement_assets.automation.sensors import learners_sensor, sessions_sensor, telemetry_drop_sensor
@@ -16,6 +17,7 @@ from engagement_assets.automation.watch import newer_files
 from engagement_assets.definitions import defs
 from engagement_assets.platform.partitions import register_partitions, users
 from engagement_assets.platform.resources import StoreResource
+from engagement_assets.platform.runs import PARTITION_RANGE_END, PARTITION_RANGE_START
 from engagement_assets.responses.extract import learners_in_drops
 from engagement_assets.storage.store import StoredFile
 from engagement_assets_tests.ingestion.test_golden_ingestion import DROPS
@@ -25,6 +27,13 @@ from engagement_assets_tests.pipeline import materialize_drops, resources_for
 def tick(sensor, instance, cursor=None, **resources):
     context = dg.build_sensor_context(instance=instance, cursor=cursor, resources=resources, definitions=defs)
     return sensor(context)
+
+
+def covered(instance, request: dg.RunRequest) -> list[str]:
+    """The learners a ranged run request covers, in partition order."""
+    order = instance.get_dynamic_partitions(users.name)
+    first, last = request.tags[PARTITION_RANGE_START], request.tags[PARTITION_RANGE_END]
+    return order[order.index(first) : order.index(last) + 1]
 
 
 def test_the_high_water_mark_hands_out_each_file_once_and_rewrites_again():
@@ -149,8 +158,19 @@ def test_sessions_sensor_rematches_known_learners_whose_file_landed(instance, tm
     register_partitions(instance, users, ["2698014209", "8682550797"])
     store = StoreResource(url=str(landing))
     result = tick(sessions_sensor, instance, landing=store)
-    assert sorted(request.partition_key for request in result.run_requests) == ["2698014209", "8682550797"]
+    (batch,) = result.run_requests
+    assert covered(instance, batch) == ["2698014209", "8682550797"]
     assert tick(sessions_sensor, instance, cursor=result.cursor, landing=store).run_requests == []
+
+
+def test_sessions_sensor_reads_a_cursor_stored_before_learners_could_wait(instance, tmp_path, golden):
+    landing = tmp_path / "landing"
+    shutil.copytree(golden / "landing" / "sessions", landing / "sessions")
+    register_partitions(instance, users, ["2698014209"])
+    files = StoreResource(url=str(landing)).store().list_files("sessions/")
+    _, old_cursor = newer_files(files, None, limit=500)  # the mark alone, as the sensor stored it
+    result = tick(sessions_sensor, instance, cursor=old_cursor, landing=StoreResource(url=str(landing)))
+    assert result.run_requests == []
 
 
 def test_sessions_sensor_finds_the_export_of_an_encoded_learner(instance, tmp_path):
@@ -162,21 +182,52 @@ def test_sessions_sensor_finds_the_export_of_an_encoded_learner(instance, tmp_pa
     (sessions / "1234567" / "7654321_learnerai_data.csv").write_text("userId\n")
     register_partitions(instance, users, [buddy])
     result = tick(sessions_sensor, instance, landing=StoreResource(url=str(tmp_path / "landing")))
-    assert [request.partition_key for request in result.run_requests] == [buddy]
+    assert [covered(instance, request) for request in result.run_requests] == [[buddy]]
 
 
-def test_downstream_stages_follow_by_declarative_automation():
+def test_refresh_sensors_carry_learners_through_the_stages_built_on_what_changed():
+    def targets(name: str) -> set[str]:
+        job = defs.resolve_job_def(defs.resolve_sensor_def(name).job_name)
+        return {key.to_user_string() for key in job.asset_layer.selected_asset_keys}
+
+    per_learner = {"user_responses", "merged_responses", "response_audio", "audio_analysis", "phase_features"}
+    assert targets("learners_sensor") == per_learner
+    assert targets("sessions_sensor") == {"merged_responses", "phase_features"}
     graph = defs.resolve_asset_graph()
-    for name in (
-        "merged_responses",
-        "response_audio",
-        "audio_analysis",
-        "phase_features",
-        "phase_level_engagement",
-    ):
-        assert graph.get(dg.AssetKey(name)).automation_condition is not None, name
-    assert {sensor.name for sensor in defs.sensors} >= {
-        "telemetry_drop_sensor",
-        "learners_sensor",
-        "sessions_sensor",
-    }
+    # No condition is evaluated over every learner each tick; the all-learner table follows by automation.
+    for name in per_learner:
+        assert graph.get(dg.AssetKey(name)).automation_condition is None, name
+    assert graph.get(dg.AssetKey("phase_level_engagement")).automation_condition is not None
+
+
+def test_a_learner_whose_refresh_is_in_flight_waits_for_it_and_is_refreshed_once_after(
+    instance, tmp_path, golden
+):
+    resources = resources_for(str(tmp_path / "w"), str(golden / "landing"))
+    warehouse = StoreResource(url=str(tmp_path / "w"))
+    materialize_drops(instance, resources, DROPS)
+    first = tick(learners_sensor, instance, warehouse=warehouse)
+    learners = first.dynamic_partitions_requests[0].partition_keys
+    register_partitions(instance, users, learners)
+    busy, free = learners[: len(learners) // 2], learners[len(learners) // 2 :]
+    running = create_run_for_test(
+        instance,
+        job_name="__ASSET_JOB",
+        status=dg.DagsterRunStatus.STARTED,
+        asset_selection={dg.AssetKey("user_responses")},
+        tags={PARTITION_RANGE_START: busy[0], PARTITION_RANGE_END: busy[-1]},
+    )
+    materialize_drops(instance, resources, DROPS[:1])  # re-exported while the first refresh runs
+    second = tick(learners_sensor, instance, cursor=first.cursor, warehouse=warehouse)
+    touched = set(learners_in_drops(warehouse.store(), DROPS[:1]))
+    launched = {key for request in second.run_requests for key in covered(instance, request)}
+    assert launched == touched - set(busy) and not launched & set(busy)
+    # Nothing new lands; the busy learners wait until their run is over, then get one refresh.
+    assert tick(learners_sensor, instance, cursor=second.cursor, warehouse=warehouse).run_requests == []
+    instance.report_run_failed(running)
+    third = tick(learners_sensor, instance, cursor=second.cursor, warehouse=warehouse)
+    assert {key for request in third.run_requests for key in covered(instance, request)} == touched & set(
+        busy
+    )
+    assert tick(learners_sensor, instance, cursor=third.cursor, warehouse=warehouse).run_requests == []
+    assert free  # both halves were exercised
