@@ -6,6 +6,7 @@ the learner whose export landed), not by evaluating a condition over every learn
 minutes at a million learners. Declarative automation keeps the all-learner table current."""
 
 import os
+import time
 
 import dagster as dg
 
@@ -39,6 +40,18 @@ TICK_SECONDS = int(os.environ.get("ENGAGEMENT_SENSOR_INTERVAL_SECONDS", "30"))
 # drop's learners start within seconds.
 REFRESH_TICK_SECONDS = min(TICK_SECONDS, 5)
 
+_IN_FLIGHT = [
+    dg.DagsterRunStatus.QUEUED,
+    dg.DagsterRunStatus.NOT_STARTED,
+    dg.DagsterRunStatus.STARTING,
+    dg.DagsterRunStatus.STARTED,
+    dg.DagsterRunStatus.CANCELING,
+]
+
+
+# How long a cleaned drop's learners may wait for other drops still being cleaned.
+HOLD_FOR_MORE_DROPS_SECONDS = 60.0
+
 # One run carries a drop's learners through every per-learner stage, so drop-to-features latency is one
 # tick plus the work, not one tick per stage. The network stages keep their pools and their batch size
 # (a run that dies costs at most that many learners' downloads and analyses). A run may take in a tenth of
@@ -47,6 +60,7 @@ DROP_REFRESH = [user_responses, merged_responses, response_audio, audio_analysis
 # A new lesson-tracking export changes the matching and what is built on it; the recordings and their
 # analysis follow the responses alone.
 SESSIONS_REFRESH = [merged_responses, phase_features]
+_LEARNER_ASSETS = {spec.key for spec in DROP_REFRESH}
 
 
 @dg.sensor(
@@ -89,6 +103,8 @@ def learners_sensor(context: dg.SensorEvaluationContext, warehouse: StoreResourc
     )
     if not records.records and not state.waiting:
         return dg.SensorResult(cursor=context.cursor)
+    if records.records and _more_drops_coming(context.instance, records.records[0].timestamp):
+        return dg.SensorResult(cursor=context.cursor)
     drops = sorted({record.partition_key for record in records.records if record.partition_key})
     learners = learners_in_drops(warehouse.store(), drops) if drops else []
     registered = context.instance.get_dynamic_partitions(users.name)
@@ -130,6 +146,16 @@ def sessions_sensor(context: dg.SensorEvaluationContext, landing: StoreResource)
     )
 
 
+def _more_drops_coming(instance: dg.DagsterInstance, first_cleaned_at: float) -> bool:
+    """Whether to wait for drops still being cleaned: an export that lands as several files then refreshes
+    each learner once, not once per file (the second refresh would wait for the first). Never for longer
+    than HOLD_FOR_MORE_DROPS_SECONDS, so a long stage-1 run does not hold back the drops cleaned before it."""
+    if time.time() - first_cleaned_at > HOLD_FOR_MORE_DROPS_SECONDS:
+        return False
+    cleaning = instance.get_runs(filters=dg.RunsFilter(statuses=_IN_FLIGHT), limit=50)
+    return any(run.asset_selection and cleaned_telemetry.key in run.asset_selection for run in cleaning)
+
+
 def _known_learners(instance: dg.DagsterInstance, segments: set[str]) -> list[str]:
     """The registered learners whose storage segments these are. Looked up one by one: listing every
     learner each tick would cost seconds at millions of learners."""
@@ -168,16 +194,6 @@ def _refresh(
         dynamic_partitions_requests=list(dynamic_partitions_requests),
         cursor=RefreshState(state.seen, waiting, round_).dump(),
     )
-
-
-_IN_FLIGHT = [
-    dg.DagsterRunStatus.QUEUED,
-    dg.DagsterRunStatus.NOT_STARTED,
-    dg.DagsterRunStatus.STARTING,
-    dg.DagsterRunStatus.STARTED,
-    dg.DagsterRunStatus.CANCELING,
-]
-_LEARNER_ASSETS = {spec.key for spec in DROP_REFRESH}
 
 
 def learners_in_flight(instance: dg.DagsterInstance, order: list[str]) -> set[str]:

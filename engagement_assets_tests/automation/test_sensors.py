@@ -12,6 +12,7 @@ import dagster as dg
 from dagster._core.test_utils import create_run_for_test
 
 from engagement_assets import learner_key
+from engagement_assets.automation import sensors
 from engagement_assets.automation.sensors import learners_sensor, sessions_sensor, telemetry_drop_sensor
 from engagement_assets.automation.watch import newer_files
 from engagement_assets.definitions import defs
@@ -231,3 +232,25 @@ def test_a_learner_whose_refresh_is_in_flight_waits_for_it_and_is_refreshed_once
     )
     assert tick(learners_sensor, instance, cursor=third.cursor, warehouse=warehouse).run_requests == []
     assert free  # both halves were exercised
+
+
+def test_learners_wait_for_drops_still_being_cleaned_but_not_for_long(
+    instance, tmp_path, golden, monkeypatch
+):
+    resources = resources_for(str(tmp_path / "w"), str(golden / "landing"))
+    warehouse = StoreResource(url=str(tmp_path / "w"))
+    materialize_drops(instance, resources, DROPS[:1])
+    cleaning = create_run_for_test(
+        instance,
+        job_name="__ASSET_JOB",
+        status=dg.DagsterRunStatus.STARTED,
+        asset_selection={dg.AssetKey("cleaned_telemetry")},
+        tags={"dagster/partition": DROPS[1]},
+    )
+    held = tick(learners_sensor, instance, warehouse=warehouse)
+    assert held.run_requests == [] and held.dynamic_partitions_requests == [] and held.cursor is None
+    monkeypatch.setattr(sensors, "HOLD_FOR_MORE_DROPS_SECONDS", 0.0)  # the other drop takes too long
+    assert tick(learners_sensor, instance, warehouse=warehouse).run_requests
+    monkeypatch.undo()
+    instance.report_run_failed(cleaning)
+    assert tick(learners_sensor, instance, warehouse=warehouse).run_requests

@@ -1,0 +1,160 @@
+"""Stage-2 benchmark: the cost of refreshing a batch of learners as the history of drops grows.
+
+    python benchmarks/bench_history.py
+    python benchmarks/bench_history.py --learners 500 --output /tmp/smoke
+
+Setup (untimed): one generated drop is cleaned by stage 1; the history is that drop's cleaned parts stored
+again under 1, 5 and 20 drop names, in two scenarios: "new learners" (each day other learners: the batch's
+rows are in one drop however long the history) and "same learners" (every learner practises every day:
+fresh response ids, so every drop holds every learner and the batch's own rows grow with the history). Timed (best of 3, LocalStore): stage 2's extraction
+(`extract_learner_responses`) for one learner and for a batch of 50 learners scattered over the key range
+(what a drop's learners look like in key order), against the **baseline** read it replaced in the same
+run: one pyarrow filter on the batch's `user_id` range plus `isin`, which prunes row groups by the range
+only. Ours is the whole extraction (read, dedupe across drops, sort, split by learner), the baseline the
+read alone; both read the same rows (checked). "rows in history" is what a full scan would read.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import sys
+import tempfile
+import time
+from functools import partial
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+BENCH_DIR = Path(__file__).resolve().parent
+REPO_ROOT = BENCH_DIR.parent
+RESULTS = BENCH_DIR / "results"
+sys.path[:0] = [str(REPO_ROOT), str(BENCH_DIR)]
+
+from harness import machine_facts  # noqa: E402
+
+from engagement_assets.ingestion.cleaning import ROW_GROUP_SIZE, clean_drop  # noqa: E402
+from engagement_assets.ingestion.events import RESPONSE_SCHEMA  # noqa: E402
+from engagement_assets.responses.extract import (  # noqa: E402
+    cleaned_part_keys,
+    extract_learner_responses,
+    learner_keys,
+)
+from engagement_assets.sample_data import generate_landing  # noqa: E402
+from engagement_assets.storage import layout  # noqa: E402
+from engagement_assets.storage.keys import text_of_key  # noqa: E402
+from engagement_assets.storage.parquet import read_parquet  # noqa: E402
+from engagement_assets.storage.store import LocalStore  # noqa: E402
+
+HISTORIES = (1, 5, 20)
+SCENARIOS = ("new learners", "same learners")
+BATCH = 50
+
+
+def baseline_read(store: LocalStore, learners: list[str]) -> int:
+    """The stage-2 read before row-group selection: range + isin through the dataset filter."""
+    wanted = sorted(text_of_key(learner) for learner in learners)
+    user = pc.field("user_id")
+    rows = (user >= wanted[0]) & (user <= wanted[-1]) & user.isin(wanted)
+    return read_parquet(store, cleaned_part_keys(store), schema=RESPONSE_SCHEMA, filter=rows).num_rows
+
+
+def clean_one_drop(root: Path, learners: int) -> list[pa.Table]:
+    generate_landing(root / "landing", learners=learners, seed=5, audio=False, files=1)
+    (drop,) = (root / "landing" / "telemetry").iterdir()
+    with open(drop, "rb") as stream:
+        parts, _, _ = clean_drop(stream, drop.name, root / "work")
+    return [pq.read_table(path) for path in parts.files]
+
+
+def store_history(root: Path, cleaned: list[pa.Table], drops: int, scenario: str) -> LocalStore:
+    """`drops` days of history. "same learners": every day the same learners practise (fresh response ids);
+    "new learners": every day other learners (ids suffixed by the day), so day 0's learners are in one drop."""
+    store = LocalStore(root / f"history_{scenario}_{drops}")
+    for day in range(drops):
+        column = "event_mid" if scenario == "same learners" or day == 0 else "user_id"
+        for index, table in enumerate(cleaned):
+            suffixed = pc.binary_join_element_wise(table.column(column), pa.scalar(f"d{day:02d}"), "")
+            if day == 0 and column == "user_id":
+                suffixed = table.column(column)
+            fresh = table.set_column(table.schema.get_field_index(column), column, suffixed)
+            local = root / "part.parquet"
+            pq.write_table(fresh.sort_by("user_id"), local, row_group_size=ROW_GROUP_SIZE, compression="zstd")
+            folder = layout.partition_folder("cleaned_telemetry", f"day{day}.json")
+            store.put_file(local, f"{folder}/{layout.part_name(index)}")
+    return store
+
+
+def best_of(function, repeats: int = 3) -> tuple[float, object]:
+    timings, value = [], None
+    for _ in range(repeats):
+        started = time.perf_counter()
+        value = function()
+        timings.append(time.perf_counter() - started)
+    return min(timings), value
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--learners", type=int, default=5000)
+    parser.add_argument("--output", type=Path, default=RESULTS / "history")
+    args = parser.parse_args()
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="bench_history_") as scratch:
+        root = Path(scratch)
+        cleaned = clean_one_drop(root, args.learners)
+        day0 = learner_keys(store_history(root, cleaned, 1, "same learners"))
+        batch = sorted(random.Random(1).sample(day0, BATCH))
+        one = [day0[len(day0) // 2]]
+        for scenario in SCENARIOS:
+            for drops in HISTORIES:
+                store = store_history(root, cleaned, drops, scenario)
+                history_rows = sum(t.num_rows for t in cleaned) * drops
+                for label, learners in (("1 learner", one), (f"{BATCH} learners", batch)):
+                    ours_s, extraction = best_of(partial(extract_learner_responses, store, learners))
+                    base_s, base_rows = best_of(partial(baseline_read, store, learners))
+                    assert extraction.rows_read == base_rows, (extraction.rows_read, base_rows)
+                    rows.append(
+                        {
+                            "scenario": scenario,
+                            "drops": drops,
+                            "batch": label,
+                            "rows_in_history": history_rows,
+                            "rows_read": base_rows,
+                            "ours_s": round(ours_s, 4),
+                            "baseline_s": round(base_s, 4),
+                            "baseline_over_ours": round(base_s / ours_s, 1),
+                        }
+                    )
+                    print(json.dumps(rows[-1]), flush=True)
+    results = {"machine": machine_facts(), "learners": args.learners, "rows": rows}
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    args.output.with_suffix(".json").write_text(json.dumps(results, indent=2) + "\n")
+    args.output.with_suffix(".md").write_text(markdown(results))
+    print(markdown(results))
+
+
+def markdown(results: dict) -> str:
+    lines = [
+        f"Machine: {results['machine']}. One generated drop of {results['learners']:,} learners, cleaned, "
+        "stored as 1, 5 and 20 days of history; best of 3.",
+        "",
+        "| each day | drops of history | batch | rows in history | rows read | ours s | baseline s "
+        "| baseline / ours |",
+        "|---|---:|---|---:|---:|---:|---:|---:|",
+    ]
+    for row in results["rows"]:
+        lines.append(
+            f"| {row['scenario']} | {row['drops']} | {row['batch']} | {row['rows_in_history']:,} | {row['rows_read']:,} "
+            f"| {row['ours_s']} | {row['baseline_s']} | {row['baseline_over_ours']}x |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    main()
