@@ -15,7 +15,7 @@ import multiprocessing
 import os
 from collections import Counter, deque
 from collections.abc import Iterator
-from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -76,13 +76,16 @@ def clean_drop(
     parts.folder.mkdir(parents=True, exist_ok=True)
     quarantine_path = workdir / "quarantine.jsonl"
     report = CleaningReport()
-    with _duckdb(workdir) as con, open(quarantine_path, "wb") as quarantine:
-        chunks = _ChunkWriter(
+    with (
+        _duckdb(workdir) as con,
+        open(quarantine_path, "wb") as quarantine,
+        _ChunkWriter(
             con, parts, report, chunk_size, lambda item: _quarantine(quarantine, report, name, item)
-        )
+        ) as chunks,
+    ):
         for result in _results(iter_segments(stream, name, segment_bytes), workers):
             chunks.absorb(result)
-        chunks.close()
+        chunks.finish()
         _dedupe_across_parts(con, parts, report)
         report.kept, report.learners = con.execute(
             "SELECT count(*), count(DISTINCT user_id) FROM read_parquet(?)", [[str(p) for p in parts.files]]
@@ -138,12 +141,15 @@ def _pool(workers: int):
 
 class _ChunkWriter:
     """Turns the kept rows of each input chunk (`chunk_size` records) into a deduplicated, learner-sorted
-    Parquet part."""
+    Parquet part. A part is written by a background thread (DuckDB releases the GIL) while the next chunk
+    is parsed, so the parser workers are not left waiting for the write; one write at a time."""
 
     def __init__(self, con, parts: ParquetParts, report: CleaningReport, chunk_size: int, quarantine):
         self.con, self.parts, self.report, self.chunk_size = con, parts, report, chunk_size
         self.quarantine = quarantine
         self._batches: list[pa.Table] = []
+        self._writer = ThreadPoolExecutor(1, thread_name_prefix="clean-drop-part")
+        self._writing: Future | None = None
 
     def absorb(self, result: RowsResult) -> None:
         start = self.report.records
@@ -165,16 +171,38 @@ class _ChunkWriter:
         self.report.events += result.events
         self.report.dropped.update(result.dropped)
 
-    def close(self) -> None:
-        if any(batch.num_rows for batch in self._batches) or not self.parts.files:
+    def __enter__(self) -> _ChunkWriter:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        # Also when the drop failed: no write may outlive the DuckDB connection it uses.
+        self._writer.shutdown()
+
+    def finish(self) -> None:
+        """Write what is left and wait for every part."""
+        if any(batch.num_rows for batch in self._batches) or not (self.parts.files or self._writing):
             self.flush()
+        self._wait()
 
     def flush(self) -> None:
         chunk = pa.concat_tables(self._batches) if self._batches else RESPONSE_SCHEMA.empty_table()
         self._batches = []
+        self._wait()
+        path = self.parts.next_path()
+        self._writing = self._writer.submit(self._write, chunk, path)
+
+    def _wait(self) -> None:
+        """Account for the part being written, once it is."""
+        if self._writing is None:
+            return
+        writing, self._writing = self._writing, None
+        path, rows, written = writing.result()
+        self.report.dropped[DUPLICATE] += rows - written
+        self.parts.added(path, written)
+
+    def _write(self, chunk: pa.Table, path: Path) -> tuple[Path, int, int]:
         self.con.register("chunk", chunk)
         # DuckDB writes the part straight from the Arrow chunk: no deduplicated copy is built in Python.
-        path = self.parts.next_path()
         (written,) = self.con.execute(
             f"""COPY (SELECT * FROM chunk
                       QUALIFY row_number() OVER (PARTITION BY event_mid, event_ets ORDER BY {_EARLIEST_FIRST}) = 1
@@ -182,8 +210,7 @@ class _ChunkWriter:
                 TO '{_sql_path(path)}' {_PARQUET_OPTIONS}"""
         ).fetchone()
         self.con.unregister("chunk")
-        self.report.dropped[DUPLICATE] += chunk.num_rows - written
-        self.parts.added(path, written)
+        return path, chunk.num_rows, written
 
 
 def _dedupe_across_parts(con: duckdb.DuckDBPyConnection, parts: ParquetParts, report: CleaningReport) -> None:

@@ -6,6 +6,8 @@ the order of `DROP_REASONS`, so every event is counted once, under the first rul
 
 from __future__ import annotations
 
+import math
+
 import orjson
 import pyarrow as pa
 
@@ -75,38 +77,53 @@ def events_of(record: dict) -> list:
 
 def classify(record: dict, event: dict) -> tuple | str:
     """Keep `event` (carried by storage row `record`) as a response row (a tuple in RESPONSE_COLUMNS
-    order), or return the reason it is dropped. This runs once per event of every drop: keep it lean."""
+    order), or return the reason it is dropped. This runs once per event of every drop: the helpers'
+    common cases are inlined (plain strings, dicts), the rest goes through them."""
     if event.get("eid") != "RESPONSE":
         return NOT_RESPONSE
-    edata = _mapping(event.get("edata"))
+    edata = event.get("edata")
+    if type(edata) is not dict:
+        edata = _EMPTY
     if edata.get("type") != "SPEAK":
         return NOT_SPEAK
-    context = _mapping(event.get("context"))
+    context = event.get("context")
+    if type(context) is not dict:
+        context = _EMPTY
     cdata = _cdata_ids(context.get("cdata"))
-    language = _identifier(cdata.get("language"))
+    language = cdata.get("language")
+    language = (language.strip() or None) if type(language) is str else _identifier(language)
     if not language:
         return LANGUAGE_MISSING
     language = language.lower()
     if language != KEPT_LANGUAGE:
         return NOT_ENGLISH
     values = first_values(edata.get("values"))
-    original_text = _text(values.get("original_text"))
-    accuracy = number(values.get("accuracy_percentage"))
+    original_text = values.get("original_text")
+    if type(original_text) is not str:
+        original_text = _text(original_text)
+    accuracy = values.get("accuracy_percentage")
+    accuracy = accuracy if type(accuracy) is float and math.isfinite(accuracy) else number(accuracy)
     if original_text is None or accuracy is None:
         return NOT_SCORABLE
     user = resolve_user(cdata, context, event)
     if user is None:
         return NO_USER_ID
+    mid, ets, session, response_text = (
+        event.get("mid"),
+        event.get("ets"),
+        cdata.get("ContentSession"),
+        values.get("response_text"),
+    )
     target = edata.get("target")
     return (
-        _identifier(event.get("mid")),
-        epoch_ms(event.get("ets")),
+        (mid.strip() or None) if type(mid) is str else _identifier(mid),
+        ets if type(ets) is int else epoch_ms(ets),
         user[0],
         user[1],
-        _identifier(cdata.get("ContentSession")),
+        (session.strip() or None) if type(session) is str else _identifier(session),
         language,
         original_text,
-        _text(values.get("response_text")),
+        response_text if type(response_text) is str else _text(response_text),
         accuracy,
         target if isinstance(target, str) and target else None,
         created_at_ms(record, event),
@@ -117,11 +134,10 @@ def first_values(values) -> dict:
     """`edata.values` is a list of one-key objects; the first occurrence of each key wins."""
     found: dict = {}
     if type(values) is list:
-        for item in values:
+        # Later updates win, so going backwards leaves each key's first occurrence.
+        for item in reversed(values):
             if type(item) is dict:
-                for key, value in item.items():
-                    if key not in found:
-                        found[key] = value
+                found.update(item)
     return found
 
 
@@ -159,14 +175,14 @@ def created_at_ms(record: dict, event: dict) -> int | None:
 
 def _cdata_ids(cdata) -> dict:
     """cdata as {type: id}, the first entry of each type winning; entries without an id are skipped."""
-    ids: dict = {}
-    if type(cdata) is list:
-        for entry in cdata:
-            if type(entry) is dict:
-                kind = entry.get("type")
-                if kind not in ids and entry.get("id") is not None:
-                    ids[kind] = entry["id"]
-    return ids
+    if type(cdata) is not list:
+        return {}
+    # Later entries overwrite earlier ones, so going backwards leaves each type's first entry.
+    return {
+        entry.get("type"): entry["id"]
+        for entry in reversed(cdata)
+        if type(entry) is dict and entry.get("id") is not None
+    }
 
 
 _EMPTY: dict = {}

@@ -40,30 +40,35 @@ class RowsResult:
 def rows_of(items: Iterable[dict | Malformed]) -> RowsResult:
     result = RowsResult()
     rows: list[tuple] = []
-    row_records, dropped = result.row_records, result.dropped
-    events_seen = 0
+    row_records, malformed = result.row_records, result.malformed
+    # A plain dict and local names: this loop runs once per record of every drop.
+    dropped: dict[str, int] = {}
+    records = events_seen = 0
     for item in items:
         if type(item) is Malformed:
-            result.malformed.append((result.records, item))
+            malformed.append((records, item))
             continue
-        record_index = result.records
-        result.records += 1
-        try:
-            events = events_of(item)
-        except MalformedEvent as err:
-            result.malformed.append(
-                (record_index, Malformed("malformed_event", str(err), orjson.dumps(item)))
-            )
-            continue
+        record_index = records
+        records += 1
+        events = item.get("events")
+        if type(events) is dict:  # the common case, without a call
+            events = (events,)
+        else:
+            try:
+                events = events_of(item)
+            except MalformedEvent as err:
+                malformed.append((record_index, Malformed("malformed_event", str(err), orjson.dumps(item))))
+                continue
+        events_seen += len(events)
         for event in events:
-            events_seen += 1
             outcome = classify(item, event)
             if type(outcome) is tuple:
                 rows.append(outcome)
                 row_records.append(record_index)
             else:
-                dropped[outcome] += 1
-    result.events = events_seen
+                dropped[outcome] = dropped.get(outcome, 0) + 1
+    result.records, result.events = records, events_seen
+    result.dropped.update(dropped)
     result.table = rows_to_table(rows)
     return result
 

@@ -30,9 +30,11 @@ GZIP_MAGIC = b"\x1f\x8b"
 GZIP_INPUT_SLICE = 64 << 10
 UTF8_BOM = b"\xef\xbb\xbf"
 
-# Tokens that matter for finding where a value ends: whole strings (so braces inside them are skipped),
-# brackets, and a lone quote, which means a string runs past the end of the buffer.
-_STRUCTURE = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"|[{}\[\]"]', re.DOTALL)
+# Finding where a value ends: outside strings, everything up to the next bracket, whole strings included
+# (so brackets inside them are skipped); inside a string that the buffer does not hold whole, up to its
+# closing quote. Possessive quantifiers: the engine never backtracks, so each byte is looked at once.
+_FLAT = re.compile(rb'(?:[^"{}\[\]]++|"(?:[^"\\]++|\\.)*+")*+', re.DOTALL)
+_STRING_BODY = re.compile(rb'(?:[^"\\]++|\\.)*+', re.DOTALL)
 _SCALAR = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"|[^,\[\]{}\s]+', re.DOTALL)
 _WHITESPACE = re.compile(rb"[ \t\r\n]*")
 _SEPARATORS = re.compile(rb"[ \t\r\n,]*")
@@ -156,9 +158,8 @@ def _cut(buffer: _Buffer, layout: str, marker: bytes, size: int) -> Iterator[Seg
         cut = -1
         if not buffer.eof or len(buffer.data) - buffer.pos > size:
             cut = buffer.data.rfind(marker, buffer.pos, buffer.pos + size)
-            # A record longer than a segment: cut after it, however far that is.
-            while cut < 0 and (cut := buffer.data.find(marker, buffer.pos + size)) < 0 and buffer.fill():
-                pass
+            if cut < 0:  # a record longer than a segment: cut after it, however far that is
+                cut = buffer.search(marker, buffer.pos + size)
         if cut < 0:
             rest = bytes(buffer.data[buffer.pos :])
             yield Segment(layout, rest, buffer.base + buffer.pos, line, True, buffer.error)
@@ -232,11 +233,32 @@ class _Buffer:
         except _CorruptGzip as err:
             self.eof, self.error = True, str(err)
             return False
+        if self.pos >= len(self.data):  # nothing pending: the block is the window, uncopied
+            self.base += len(self.data)
+            self.data, self.pos = block, 0
+            return True
         if self.pos > len(self.data) // 2:
             self.base += self.pos
             self.data, self.pos = self.data[self.pos :], 0
+        if type(self.data) is bytes:
+            # A record spans blocks: append in place from now on, so a long one is never copied whole
+            # again per block.
+            self.data = bytearray(self.data)
         self.data += block
         return True
+
+    def search(self, marker: bytes, start: int, last: bool = False) -> int:
+        """Index in `data` of `marker` at or after index `start` (the first one, or with `last` the last
+        in the window), reading blocks until there is one; -1 at the end of the stream. Each byte is
+        searched once, however many blocks it takes."""
+        while True:
+            found = self.data.rfind(marker, start) if last else self.data.find(marker, start)
+            if found >= 0:
+                return found
+            resume = self.base + max(start, len(self.data) - len(marker) + 1)
+            if not self.fill():
+                return -1
+            start = resume - self.base
 
     def ensure(self, lookahead: int = BLOCK_SIZE // 2) -> None:
         while len(self.data) - self.pos < lookahead and self.fill():
@@ -343,6 +365,8 @@ def _failure_reason(raw: bytes) -> str:
 
 def _looks_like_jsonl(buffer: _Buffer, sample_lines: int = 8) -> bool:
     buffer.ensure(MAX_FAST_RECORD)
+    # The first line is judged whole however long it is: cut short, it would not look like a record.
+    buffer.search(b"\n", buffer.pos)
     lines = [line.strip() for line in buffer.data[buffer.pos :].split(b"\n", sample_lines)[:sample_lines]]
     lines = [line for line in lines if line]
     complete = sum(line.startswith(b"{") and line.endswith(b"}") for line in lines)
@@ -352,9 +376,7 @@ def _looks_like_jsonl(buffer: _Buffer, sample_lines: int = 8) -> bool:
 def _jsonl_records(buffer: _Buffer, line_number: int = 0) -> Iterator[dict | Malformed]:
     while True:
         buffer.ensure()
-        end = buffer.data.rfind(b"\n", buffer.pos)
-        if end < 0 and buffer.fill():
-            continue
+        end = buffer.search(b"\n", buffer.pos, last=True)
         last = end < 0
         stop = len(buffer.data) if last else end
         lines = buffer.data[buffer.pos : stop].split(b"\n")
@@ -373,14 +395,16 @@ def _jsonl_records(buffer: _Buffer, line_number: int = 0) -> Iterator[dict | Mal
 
 
 def _array_records(buffer: _Buffer) -> Iterator[dict | Malformed]:
-    yield from _framed_values(buffer, _SEPARATORS, closing=ord("]"))
+    """An array whose elements do not end at line ends (a compact single-line array): the line-based
+    guesses would search up to MAX_FAST_RECORD for every element in vain, so only the exact scan runs."""
+    yield from _framed_values(buffer, _SEPARATORS, closing=ord("]"), guess=False)
 
 
 def _framed_values(
-    buffer: _Buffer, separators: re.Pattern, closing: int | None
+    buffer: _Buffer, separators: re.Pattern, closing: int | None, guess: bool = True
 ) -> Iterator[dict | Malformed]:
     """Values separated by `separators`; fast framing guesses first, then an exact structural scan."""
-    framer = _Framer()
+    framer = _Framer(guess)
     while True:
         buffer.skip(separators)
         buffer.ensure()
@@ -396,7 +420,7 @@ def _framed_values(
                 yield Malformed(
                     "malformed_json",
                     f"{buffer.location()} (content after the array)",
-                    buffer.data[buffer.pos :],
+                    bytes(buffer.data[buffer.pos :]),
                 )
             return
         item = framer.next_value(buffer)
@@ -411,9 +435,9 @@ def _framed_values(
 class _Framer:
     """Finds where the next value ends, remembering which guess worked so the common case parses once."""
 
-    def __init__(self):
+    def __init__(self, guess: bool = True):
         self.indent: bytes | None = None
-        self.guesses = [_same_line_end, self._indented]
+        self.guesses = [_same_line_end, self._indented] if guess else []
 
     def next_value(self, buffer: _Buffer) -> dict | Malformed | None:
         start = buffer.pos
@@ -440,14 +464,13 @@ class _Framer:
     def _exact(self, buffer: _Buffer) -> dict | Malformed | None:
         if buffer.data[buffer.pos] not in _OPENERS:
             return _skip_garbage(buffer)
-        while True:
-            start = buffer.pos  # refreshed: fill() may slide the window
-            end = _balanced_end(buffer.data, start)
-            if end is not None:
-                buffer.pos = end
-                return _parse(buffer.data[start:end], buffer.location(start))
+        scan = _Scan(buffer)
+        while (end := scan.end(buffer)) is None:
             if not buffer.fill():
                 return None
+        start = buffer.pos
+        buffer.pos = end
+        return _parse(buffer.data[start:end], buffer.location(start))
 
 
 def _same_line_end(data: bytes, start: int) -> int | None:
@@ -473,18 +496,39 @@ def _indent_before(data: bytes, start: int) -> bytes:
     return prefix if not prefix.strip() else b""
 
 
-def _balanced_end(data: bytes, start: int) -> int | None:
-    depth = 0
-    for token in _STRUCTURE.finditer(data, start):
-        first = data[token.start()]
-        if first == _QUOTE:
-            if token.end() - token.start() == 1:
-                return None
-            continue
-        depth += 1 if first in _OPENERS else -1
-        if depth == 0:
-            return token.end()
-    return None
+class _Scan:
+    """Where the value starting at the buffer's read position (an opener) ends. The scan keeps its place
+    (stream offset, depth, inside a string or not) when the buffer reads another block, so a record
+    spanning many blocks is scanned once, not again from its start after each block."""
+
+    def __init__(self, buffer: _Buffer):
+        self.offset = buffer.base + buffer.pos
+        self.depth = 0
+        self.in_string = False
+
+    def end(self, buffer: _Buffer) -> int | None:
+        """Index in `buffer.data` just past the value, or None if the buffer does not hold all of it."""
+        data, depth, in_string = buffer.data, self.depth, self.in_string
+        pos, size = self.offset - buffer.base, len(data)
+        while pos < size:
+            if in_string:
+                pos = _STRING_BODY.match(data, pos).end()
+                if pos >= size or data[pos] != _QUOTE:  # the string, or an escape, runs past the buffer
+                    break
+                pos, in_string = pos + 1, False
+                continue
+            pos = _FLAT.match(data, pos).end()
+            if pos >= size:
+                break
+            if data[pos] == _QUOTE:  # a string the buffer does not hold whole
+                pos, in_string = pos + 1, True
+                continue
+            depth += 1 if data[pos] in _OPENERS else -1
+            pos += 1
+            if depth == 0:
+                return pos
+        self.offset, self.depth, self.in_string = buffer.base + pos, depth, in_string
+        return None
 
 
 def _skip_garbage(buffer: _Buffer) -> Malformed:
