@@ -222,7 +222,10 @@ def main() -> None:
     )
     parser.add_argument("--learners", type=int, default=120, help="comparison size (with recordings)")
     parser.add_argument("--scale-learners", type=int, default=10_000, help="ours only; 0 to skip")
-    parser.add_argument("--timeout", type=float, default=3600, help="per day and contender")
+    parser.add_argument("--timeout", type=float, default=3600, help="per day, ours")
+    parser.add_argument(
+        "--baseline-timeout", type=float, default=900, help="per day, baseline (it reports its progress then)"
+    )
     parser.add_argument("--output", type=Path, default=RESULTS / "automatic")
     args = parser.parse_args()
 

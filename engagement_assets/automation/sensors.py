@@ -3,7 +3,8 @@ exports that land or change.
 
 The per-learner stages are refreshed by the sensors that know what changed (the learners of a cleaned drop,
 the learner whose export landed), not by evaluating a condition over every learner each tick, which costs
-minutes at a million learners. Declarative automation keeps the all-learner table current."""
+minutes at a million learners. The all-learner table follows its own sensor for the same reason;
+declarative automation drives the conversation group."""
 
 import os
 import time
@@ -14,7 +15,7 @@ from engagement_assets.analysis.assets import audio_analysis
 from engagement_assets.audio.assets import response_audio
 from engagement_assets.automation.batches import RefreshState, keys_in_spans, learner_spans
 from engagement_assets.automation.watch import change_key, newer_files
-from engagement_assets.features.assets import phase_features
+from engagement_assets.features.assets import phase_features, phase_level_engagement
 from engagement_assets.ingestion.assets import cleaned_telemetry
 from engagement_assets.matching.assets import merged_responses
 from engagement_assets.platform.partitions import (
@@ -51,6 +52,8 @@ _IN_FLIGHT = [
 
 # How long a cleaned drop's learners may wait for other drops still being cleaned.
 HOLD_FOR_MORE_DROPS_SECONDS = 60.0
+# How long the all-learner table may wait for per-learner runs to finish before it is rebuilt anyway.
+TABLE_HOLD_SECONDS = 600.0
 
 # One run carries a drop's learners through every per-learner stage, so drop-to-features latency is one
 # tick plus the work, not one tick per stage. The network stages keep their pools and their batch size
@@ -80,7 +83,12 @@ def telemetry_drop_sensor(context: dg.SensorEvaluationContext, landing: StoreRes
     keys = [files[stored] for stored in fresh]
     return dg.SensorResult(
         run_requests=[
-            dg.RunRequest(partition_key=files[stored], run_key=change_key(stored)) for stored in fresh
+            dg.RunRequest(
+                partition_key=files[stored],
+                run_key=change_key(stored),
+                asset_selection=[cleaned_telemetry.key],
+            )
+            for stored in fresh
         ],
         dynamic_partitions_requests=[telemetry_drops.build_add_request(keys)] if keys else [],
         cursor=cursor,
@@ -117,6 +125,7 @@ def learners_sensor(context: dg.SensorEvaluationContext, warehouse: StoreResourc
         order=[*registered, *new],
         affected=[*state.waiting, *learners],
         max_span=NETWORK_LEARNERS_PER_RUN,
+        assets=DROP_REFRESH,
         dynamic_partitions_requests=[users.build_add_request(new)] if new else [],
     )
 
@@ -143,6 +152,7 @@ def sessions_sensor(context: dg.SensorEvaluationContext, landing: StoreResource)
         order=context.instance.get_dynamic_partitions(users.name),
         affected=[*state.waiting, *changed],
         max_span=LEARNERS_PER_RUN,
+        assets=SESSIONS_REFRESH,
     )
 
 
@@ -152,8 +162,13 @@ def _more_drops_coming(instance: dg.DagsterInstance, first_cleaned_at: float) ->
     than HOLD_FOR_MORE_DROPS_SECONDS, so a long stage-1 run does not hold back the drops cleaned before it."""
     if time.time() - first_cleaned_at > HOLD_FOR_MORE_DROPS_SECONDS:
         return False
-    cleaning = instance.get_runs(filters=dg.RunsFilter(statuses=_IN_FLIGHT), limit=50)
-    return any(run.asset_selection and cleaned_telemetry.key in run.asset_selection for run in cleaning)
+    return bool(_runs_in_flight(instance, {cleaned_telemetry.key}))
+
+
+def _runs_in_flight(instance: dg.DagsterInstance, assets: set[dg.AssetKey]) -> list[dg.DagsterRun]:
+    """Queued or running runs over any of these assets (a run that names no assets counts)."""
+    runs = instance.get_runs(filters=dg.RunsFilter(statuses=_IN_FLIGHT))
+    return [run for run in runs if run.asset_selection is None or run.asset_selection & assets]
 
 
 def _known_learners(instance: dg.DagsterInstance, segments: set[str]) -> list[str]:
@@ -175,10 +190,11 @@ def _refresh(
     order: list[str],
     affected: list[str],
     max_span: int,
+    assets: list[dg.AssetsDefinition],
     dynamic_partitions_requests=(),
 ) -> dg.SensorResult:
-    """Ranged runs over the affected learners that no queued or running run covers; those that one does
-    wait in the cursor for a later tick."""
+    """Ranged runs of `assets` over the affected learners that no queued or running run covers; those that
+    one does wait in the cursor for a later tick."""
     busy = learners_in_flight(context.instance, order)
     spans = learner_spans(order, affected, max_span, max_span // 10, busy)
     waiting = sorted(set(affected) & busy)
@@ -188,6 +204,8 @@ def _refresh(
             dg.RunRequest(
                 run_key=f"{round_}:{first}:{last}",
                 tags={PARTITION_RANGE_START: first, PARTITION_RANGE_END: last},
+                # Named on the run, so the sensors (and the UI's run list) can tell what a run refreshes.
+                asset_selection=[asset.key for asset in assets],
             )
             for first, last in spans
         ],
@@ -200,9 +218,7 @@ def learners_in_flight(instance: dg.DagsterInstance, order: list[str]) -> set[st
     """The learners that a queued or running run over per-learner assets covers (its partition, or its
     range of `order`), whoever launched it."""
     singles, spans = set(), []
-    for run in instance.get_runs(filters=dg.RunsFilter(statuses=_IN_FLIGHT)):
-        if run.asset_selection is not None and not run.asset_selection & _LEARNER_ASSETS:
-            continue
+    for run in _runs_in_flight(instance, _LEARNER_ASSETS):
         tags = run.tags
         if "dagster/partition" in tags:
             singles.add(tags["dagster/partition"])
@@ -211,7 +227,36 @@ def learners_in_flight(instance: dg.DagsterInstance, order: list[str]) -> set[st
     return (singles & set(order)) | keys_in_spans(order, spans)
 
 
-# The all-learner table and the conversation group follow their parents by their automation conditions.
+@dg.sensor(
+    target=[phase_level_engagement],
+    minimum_interval_seconds=REFRESH_TICK_SECONDS,
+    default_status=dg.DefaultSensorStatus.RUNNING,
+)
+def engagement_table_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult | dg.SkipReason:
+    """Rebuilds the all-learner table (with its CSV export and report) after learners' phase features
+    changed, once no per-learner run is in flight, so a drop refreshed in several runs rebuilds it once; at
+    the latest TABLE_HOLD_SECONDS after the first change, so a day-long backfill still shows progress. It
+    reads only what changed since its cursor (a storage id): its cost does not grow with the learners."""
+    seen = int(context.cursor or 0)
+    changed = context.instance.fetch_materializations(
+        dg.AssetRecordsFilter(asset_key=phase_features.key, after_storage_id=seen), limit=1, ascending=True
+    ).records
+    if not changed:
+        return dg.SkipReason("no learner's phase features changed")
+    waited = time.time() - changed[0].timestamp
+    busy = _runs_in_flight(context.instance, {*_LEARNER_ASSETS, phase_level_engagement.key})
+    if busy and waited < TABLE_HOLD_SECONDS:
+        return dg.SkipReason(f"waiting for {len(busy)} run(s) over learners' stages or the table")
+    (latest,) = context.instance.fetch_materializations(phase_features.key, limit=1).records
+    return dg.SensorResult(
+        run_requests=[
+            dg.RunRequest(run_key=f"table:{latest.storage_id}", asset_selection=[phase_level_engagement.key])
+        ],
+        cursor=str(latest.storage_id),
+    )
+
+
+# The conversation group follows its parents by its automation conditions.
 automation_sensor = dg.AutomationConditionSensorDefinition(
     "downstream_automation",
     target=dg.AssetSelection.all(),
@@ -219,4 +264,10 @@ automation_sensor = dg.AutomationConditionSensorDefinition(
     minimum_interval_seconds=TICK_SECONDS,
 )
 
-SENSORS = [telemetry_drop_sensor, learners_sensor, sessions_sensor, automation_sensor]
+SENSORS = [
+    telemetry_drop_sensor,
+    learners_sensor,
+    sessions_sensor,
+    engagement_table_sensor,
+    automation_sensor,
+]

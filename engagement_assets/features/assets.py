@@ -21,14 +21,6 @@ from engagement_assets.platform.resources import StoreResource
 from engagement_assets.storage.layout import REPORT_KEY
 
 UNMAPPED_CHECK = "rows_dropped_for_unmapped_progress"
-# Like `eager()`, without waiting for every learner to have features: one learner whose recordings
-# failed must not hold back everyone else's table. It waits while any learner's features are being built,
-# so a drop refreshed in several runs rebuilds the table once.
-AFTER_ANY_LEARNER_CHANGES = (
-    (dg.AutomationCondition.newly_missing() | dg.AutomationCondition.any_deps_updated()).since_last_handled()
-    & ~dg.AutomationCondition.any_deps_in_progress()
-    & ~dg.AutomationCondition.in_progress()
-).with_label("after any learner's features change")
 RANGES_CHECK = "scores_and_categories_in_range"
 
 
@@ -91,7 +83,6 @@ def phase_features(
 
 @dg.asset(
     deps=[dg.AssetDep(phase_features, partition_mapping=dg.AllPartitionMapping())],
-    automation_condition=AFTER_ANY_LEARNER_CHANGES,
     group_name="features",
     kinds={"parquet", "csv", "duckdb"},
     metadata=table_metadata(FEATURES_SCHEMA),

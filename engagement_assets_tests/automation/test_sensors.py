@@ -13,7 +13,12 @@ from dagster._core.test_utils import create_run_for_test
 
 from engagement_assets import learner_key
 from engagement_assets.automation import sensors
-from engagement_assets.automation.sensors import learners_sensor, sessions_sensor, telemetry_drop_sensor
+from engagement_assets.automation.sensors import (
+    engagement_table_sensor,
+    learners_sensor,
+    sessions_sensor,
+    telemetry_drop_sensor,
+)
 from engagement_assets.automation.watch import newer_files
 from engagement_assets.definitions import defs
 from engagement_assets.platform.partitions import register_partitions, users
@@ -28,6 +33,9 @@ from engagement_assets_tests.pipeline import materialize_drops, resources_for
 def tick(sensor, instance, cursor=None, **resources):
     context = dg.build_sensor_context(instance=instance, cursor=cursor, resources=resources, definitions=defs)
     return sensor(context)
+
+
+PER_LEARNER = ("user_responses", "merged_responses", "response_audio", "audio_analysis", "phase_features")
 
 
 def covered(instance, request: dg.RunRequest) -> list[str]:
@@ -112,6 +120,8 @@ def test_learners_sensor_registers_learners_of_cleaned_drops_and_refreshes_known
     new = first.dynamic_partitions_requests[0].partition_keys
     assert new and new == sorted(new)
     (ranged,) = first.run_requests
+    # The run names its assets, so later ticks can tell which learners it is refreshing.
+    assert {key.to_user_string() for key in ranged.asset_selection} == set(PER_LEARNER)
     assert (
         ranged.tags["dagster/asset_partition_range_start"],
         ranged.tags["dagster/asset_partition_range_end"],
@@ -191,14 +201,14 @@ def test_refresh_sensors_carry_learners_through_the_stages_built_on_what_changed
         job = defs.resolve_job_def(defs.resolve_sensor_def(name).job_name)
         return {key.to_user_string() for key in job.asset_layer.selected_asset_keys}
 
-    per_learner = {"user_responses", "merged_responses", "response_audio", "audio_analysis", "phase_features"}
+    per_learner = set(PER_LEARNER)
     assert targets("learners_sensor") == per_learner
     assert targets("sessions_sensor") == {"merged_responses", "phase_features"}
     graph = defs.resolve_asset_graph()
-    # No condition is evaluated over every learner each tick; the all-learner table follows by automation.
-    for name in per_learner:
+    # No condition is evaluated over every learner each tick; the all-learner table follows its sensor.
+    for name in [*per_learner, "phase_level_engagement"]:
         assert graph.get(dg.AssetKey(name)).automation_condition is None, name
-    assert graph.get(dg.AssetKey("phase_level_engagement")).automation_condition is not None
+    assert targets("engagement_table_sensor") == {"phase_level_engagement"}
 
 
 def test_a_learner_whose_refresh_is_in_flight_waits_for_it_and_is_refreshed_once_after(
@@ -254,3 +264,30 @@ def test_learners_wait_for_drops_still_being_cleaned_but_not_for_long(
     monkeypatch.undo()
     instance.report_run_failed(cleaning)
     assert tick(learners_sensor, instance, warehouse=warehouse).run_requests
+
+
+def test_the_all_learner_table_is_rebuilt_once_learners_runs_are_over_or_after_the_hold(
+    instance, monkeypatch
+):
+    assert isinstance(tick(engagement_table_sensor, instance), dg.SkipReason)  # nothing changed yet
+    register_partitions(instance, users, ["a", "b"])
+    for learner in ("a", "b"):
+        instance.report_runless_asset_event(dg.AssetMaterialization("phase_features", partition=learner))
+    running = create_run_for_test(
+        instance,
+        job_name="__ASSET_JOB",
+        status=dg.DagsterRunStatus.STARTED,
+        asset_selection={dg.AssetKey("phase_features")},
+        tags={PARTITION_RANGE_START: "a", PARTITION_RANGE_END: "b"},
+    )
+    assert isinstance(tick(engagement_table_sensor, instance), dg.SkipReason)  # learners still in flight
+    monkeypatch.setattr(sensors, "TABLE_HOLD_SECONDS", 0.0)
+    assert len(tick(engagement_table_sensor, instance).run_requests) == 1  # held long enough
+    monkeypatch.undo()
+    instance.report_run_failed(running)
+    rebuilt = tick(engagement_table_sensor, instance)
+    (request,) = rebuilt.run_requests
+    assert request.asset_selection == [dg.AssetKey("phase_level_engagement")]
+    assert isinstance(tick(engagement_table_sensor, instance, cursor=rebuilt.cursor), dg.SkipReason)
+    instance.report_runless_asset_event(dg.AssetMaterialization("phase_features", partition="a"))
+    assert tick(engagement_table_sensor, instance, cursor=rebuilt.cursor).run_requests

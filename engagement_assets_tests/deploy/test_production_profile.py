@@ -63,6 +63,7 @@ def test_the_profile_is_postgres_storage_queued_runs_celery_workers_and_crash_re
     assert concurrency.pool_config.default_pool_limit == 1
     limits = concurrency.run_queue_config.tag_concurrency_limits
     assert {"key": "dagster/sensor_name", "value": "telemetry_drop_sensor", "limit": 2} in limits
+    assert {"key": "dagster/sensor_name", "value": "learners_sensor", "limit": 3} in limits
     assert any(limit["key"] == "dagster/backfill" for limit in limits)
     assert instance.run_monitoring_settings["free_slots_after_run_end_seconds"] > 0
 

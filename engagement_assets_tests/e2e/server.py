@@ -29,6 +29,7 @@ SENSORS = (
     "telemetry_drop_sensor",
     "learners_sensor",
     "sessions_sensor",
+    "engagement_table_sensor",
     "downstream_automation",
     "nocodb_sensor",
 )

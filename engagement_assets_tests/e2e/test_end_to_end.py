@@ -120,7 +120,7 @@ def assert_each_partition_page_describes_its_own_file(deployment, asset: str) ->
 def assert_launched_automatically_and_fresh(settled: Snapshot, learners: list[str]) -> None:
     """Each drop cleaned once by the drop sensor; every learner carried through the per-learner stages by
     the learners sensor in ranged runs (their lesson rows may land later and re-match them through the
-    sessions sensor); the all-learner table by declarative automation; all runs successful. Once settled,
+    sessions sensor); the all-learner table by its sensor; all runs successful. Once settled,
     every learner's asset is at least as recent as each asset it reads, the all-learner table newer than
     every learner's features."""
     assert settled.missing(expected_materializations(learners)) == {}
@@ -129,7 +129,7 @@ def assert_launched_automatically_and_fresh(settled: Snapshot, learners: list[st
     assert set(launched_by.values()) - {"sessions_sensor"} == {
         "telemetry_drop_sensor",
         "learners_sensor",
-        "downstream_automation",
+        "engagement_table_sensor",
     }, settled.describe()
     drop_runs = [run for run in settled.runs if launched_by[run["runId"]] == "telemetry_drop_sensor"]
     assert sorted(run_tags(run)["dagster/partition"] for run in drop_runs) == sorted(DROPS)
@@ -137,7 +137,7 @@ def assert_launched_automatically_and_fresh(settled: Snapshot, learners: list[st
     assert len(refresh_runs) <= 2 * len(DROPS), f"a ranged run or two per cleaned drop\n{settled.describe()}"
     origins = {
         "cleaned_telemetry": {"telemetry_drop_sensor"},
-        "phase_level_engagement": {"downstream_automation"},
+        "phase_level_engagement": {"engagement_table_sensor"},
         "merged_responses": {"learners_sensor", "sessions_sensor"},
         "phase_features": {"learners_sensor", "sessions_sensor"},
     }
