@@ -43,7 +43,7 @@ REPO_ROOT = BENCH_DIR.parent
 RESULTS = BENCH_DIR / "results"
 sys.path[:0] = [str(REPO_ROOT), str(BENCH_DIR)]
 
-from harness import machine_facts  # noqa: E402
+from harness import machine_facts, machine_line, write_results  # noqa: E402
 
 from engagement_assets_tests.e2e.server import DagsterServer  # noqa: E402
 
@@ -254,15 +254,12 @@ def main() -> None:
             }
             results["scale"] = scale
         results["summary"] = summarise(compare, scale)
-    args.output.parent.mkdir(parents=True, exist_ok=True)
-    args.output.with_suffix(".json").write_text(json.dumps(results, indent=2) + "\n")
-    args.output.with_suffix(".md").write_text(markdown(results))
-    print(markdown(results))
+    write_results(args.output, results, markdown(results))
 
 
 def markdown(results: dict) -> str:
     lines = [
-        f"Machine: {results['machine']}. Baseline: the code at {results['baseline_revision']}.",
+        f"Machine: {machine_line(results['machine'])}. Baseline: the code at {results['baseline_revision']}.",
         "",
         "| size | contender | day | learners | runs launched (by launcher) | first features s | all features s "
         "| run seconds |",

@@ -34,7 +34,7 @@ REPO_ROOT = BENCH_DIR.parent
 RESULTS = BENCH_DIR / "results"
 sys.path[:0] = [str(REPO_ROOT), str(BENCH_DIR)]
 
-from harness import machine_facts  # noqa: E402
+from harness import machine_facts, machine_line, write_results  # noqa: E402
 
 from engagement_assets.ingestion.cleaning import ROW_GROUP_SIZE, clean_drop  # noqa: E402
 from engagement_assets.ingestion.events import RESPONSE_SCHEMA  # noqa: E402
@@ -133,15 +133,12 @@ def main() -> None:
                     )
                     print(json.dumps(rows[-1]), flush=True)
     results = {"machine": machine_facts(), "learners": args.learners, "rows": rows}
-    args.output.parent.mkdir(parents=True, exist_ok=True)
-    args.output.with_suffix(".json").write_text(json.dumps(results, indent=2) + "\n")
-    args.output.with_suffix(".md").write_text(markdown(results))
-    print(markdown(results))
+    write_results(args.output, results, markdown(results))
 
 
 def markdown(results: dict) -> str:
     lines = [
-        f"Machine: {results['machine']}. One generated drop of {results['learners']:,} learners, cleaned, "
+        f"Machine: {machine_line(results['machine'])}. One generated drop of {results['learners']:,} learners, cleaned, "
         "stored as 1, 5 and 20 days of history; best of 3.",
         "",
         "| each day | drops of history | batch | rows in history | rows read | ours s | baseline s "

@@ -44,6 +44,8 @@ REPO_ROOT = BENCH_DIR.parent
 RESULTS = BENCH_DIR / "results"
 sys.path[:0] = [str(REPO_ROOT), str(BENCH_DIR)]
 
+from harness import machine_facts, machine_line, write_results  # noqa: E402
+
 TOUCHED = 1_000
 REGISTER_CHUNK = 20_000
 
@@ -183,9 +185,9 @@ def _instance(root: Path, postgres: str | None):
     return instance
 
 
-def in_subprocess(code: Path, keys: int, root: Path, postgres: str | None) -> dict:
-    """`measure` in a fresh interpreter importing the package from `code`."""
-    env = {**os.environ, "PYTHONPATH": str(code), "DAGSTER_HOME": str(root)}
+def in_subprocess(keys: int, root: Path, postgres: str | None) -> dict:
+    """`measure` in a fresh interpreter, so no size inherits another's caches or memory."""
+    env = {**os.environ, "DAGSTER_HOME": str(root)}
     arguments = [sys.executable, __file__, "--measure-one", str(keys), "--root", str(root)]
     arguments += ["--postgres", postgres] if postgres else []
     finished = subprocess.run(
@@ -210,27 +212,22 @@ def main() -> None:
         print(json.dumps(measure(args.measure_one, args.root, args.postgres)))
         return
 
-    from harness import machine_facts
-
     results: dict = {"machine": machine_facts(), "rows": []}
     storages = ["sqlite", *(["postgres"] if args.postgres else [])]
     with tempfile.TemporaryDirectory(prefix="bench_partitions_") as scratch:
         for storage in storages:
             for keys in args.keys:
                 root = Path(scratch) / f"{storage}_{keys}"
-                row = in_subprocess(REPO_ROOT, keys, root, args.postgres if storage == "postgres" else None)
+                row = in_subprocess(keys, root, args.postgres if storage == "postgres" else None)
                 row["storage"] = storage
                 results["rows"].append(row)
                 print(json.dumps(row), flush=True)
-    args.output.parent.mkdir(parents=True, exist_ok=True)
-    args.output.with_suffix(".json").write_text(json.dumps(results, indent=2) + "\n")
-    args.output.with_suffix(".md").write_text(markdown(results))
-    print(markdown(results))
+    write_results(args.output, results, markdown(results))
 
 
 def markdown(results: dict) -> str:
     lines = [
-        f"Machine: {results['machine']}. Median of 3 ticks; each row a fresh instance with that many `users` keys.",
+        f"Machine: {machine_line(results['machine'])}. Median of 3 ticks; each row a fresh instance with that many `users` keys.",
         "",
         "| storage | users keys | downstream_automation after 1,000 learners changed / idle s "
         "| engagement_table_sensor after / idle s | learners_sensor after a 1,000-learner drop s (runs) / idle s "

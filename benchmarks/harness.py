@@ -173,3 +173,16 @@ def ensure_drop(spec: DropSpec) -> Drop:
     facts = json.loads(marker.read_text())
     summary = spec.folder / facts.get("summary", "_generator_summary.json")
     return Drop(spec.folder / facts["path"], summary, facts["records"], facts["kept_count"])
+
+
+def machine_line(facts: dict) -> str:
+    """The machine in one line, for a results file."""
+    return f"{facts['cpu_model']}, {facts['cores']} cores, {facts['memory_gb']} GB, Python {facts['python']}"
+
+
+def write_results(output: Path, results: dict, markdown: str) -> None:
+    """`<output>.json` and `<output>.md`, and the table on stdout."""
+    output.parent.mkdir(parents=True, exist_ok=True)
+    output.with_suffix(".json").write_text(json.dumps(results, indent=2) + "\n")
+    output.with_suffix(".md").write_text(markdown)
+    print(markdown)
