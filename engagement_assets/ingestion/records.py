@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import os
 import re
 import zlib
 from collections.abc import Iterable, Iterator
@@ -62,14 +63,25 @@ class Malformed:
 @dataclass(frozen=True)
 class Segment:
     """Whole records cut from an export at record boundaries, parseable on their own (in another process
-    too): `segment_records` turns it back into records."""
+    too): `segment_records` turns it back into records. A segment of a local uncompressed file names its
+    byte range instead of carrying it, so that a worker process reads its own bytes: shipping them through
+    a pipe costs the cleaning process, which every worker waits on, more than reading them."""
 
     layout: str  # "jsonl" or "array"
-    data: bytes
+    data: bytes  # b"" when `path` is set
     base: int  # stream offset of data[0]
     first_line: int  # lines of the stream before data[0]
     final: bool
     error: str | None = None  # the gzip stream broke right after this segment
+    path: str | None = None  # the file holding bytes [base, base + length)
+    length: int = 0
+
+    def content(self) -> bytes:
+        if self.path is None:
+            return self.data
+        with open(self.path, "rb") as file:
+            file.seek(self.base)
+            return file.read(self.length)
 
 
 def iter_records(stream: BinaryIO, name: str) -> Iterator[dict | Malformed]:
@@ -88,6 +100,7 @@ def iter_segments(
     arrays where a top-level element closes (the indentation of the first element says where). Layouts
     with no safe cut point (a compact single-line array, concatenated pretty objects) are streamed record
     by record instead: then the items are the records themselves."""
+    path = _plain_file(stream)
     buffer = _Buffer(_decoded_blocks(stream))
     buffer.fill()
     if buffer.data.startswith(UTF8_BOM):
@@ -102,12 +115,12 @@ def iter_segments(
         buffer.pos += 1
         marker = _element_end_marker(buffer)
         if marker:
-            yield from _cut(buffer, "array", marker, size)
+            yield from _cut(buffer, "array", marker, size, path)
         else:
             yield from _array_records(buffer)
     elif first == ord("{"):
         if _looks_like_jsonl(buffer):
-            yield from _cut(buffer, "jsonl", b"\n", size)
+            yield from _cut(buffer, "jsonl", b"\n", size, path)
         else:
             yield from _framed_values(buffer, _WHITESPACE, closing=None)
     else:
@@ -116,6 +129,16 @@ def iter_segments(
             f"{name}: not a JSON array or JSONL export (starts with {preview!r}); "
             "expected '[' or '{' after optional whitespace, optionally gzip-compressed"
         )
+
+
+def _plain_file(stream: BinaryIO) -> str | None:
+    """The path of `stream` if it is an uncompressed regular file read from its start, else None."""
+    path = getattr(stream, "name", None)
+    if not isinstance(path, str) or not os.path.isfile(path) or not stream.seekable() or stream.tell():
+        return None
+    magic = stream.read(len(GZIP_MAGIC))
+    stream.seek(0)
+    return None if magic == GZIP_MAGIC else path
 
 
 def segment_records(segment: Segment) -> Iterator[dict | Malformed]:
@@ -128,7 +151,7 @@ def segment_records(segment: Segment) -> Iterator[dict | Malformed]:
 
 
 def _segment_blocks(segment: Segment) -> Iterator[bytes]:
-    yield segment.data
+    yield segment.content()
     if segment.error:
         raise _CorruptGzip(segment.error)
 
@@ -151,7 +174,7 @@ def _element_end_marker(buffer: _Buffer) -> bytes | None:
     return None
 
 
-def _cut(buffer: _Buffer, layout: str, marker: bytes, size: int) -> Iterator[Segment]:
+def _cut(buffer: _Buffer, layout: str, marker: bytes, size: int, path: str | None) -> Iterator[Segment]:
     line = 0
     while True:
         buffer.ensure(size + 1)
@@ -160,15 +183,18 @@ def _cut(buffer: _Buffer, layout: str, marker: bytes, size: int) -> Iterator[Seg
             cut = buffer.data.rfind(marker, buffer.pos, buffer.pos + size)
             if cut < 0:  # a record longer than a segment: cut after it, however far that is
                 cut = buffer.search(marker, buffer.pos + size)
-        if cut < 0:
-            rest = bytes(buffer.data[buffer.pos :])
-            yield Segment(layout, rest, buffer.base + buffer.pos, line, True, buffer.error)
+        final = cut < 0
+        end = len(buffer.data) if final else cut + len(marker)
+        start, base = buffer.pos, buffer.base + buffer.pos
+        error = buffer.error if final else None
+        if path is None:
+            yield Segment(layout, bytes(buffer.data[start:end]), base, line, final, error)
+        else:
+            yield Segment(layout, b"", base, line, final, error, path, end - start)
+        if final:
             return
-        end = cut + len(marker)
-        data = bytes(buffer.data[buffer.pos : end])
-        yield Segment(layout, data, buffer.base + buffer.pos, line, False)
         if layout == "jsonl":  # only JSONL reports locations as line numbers
-            line += data.count(b"\n")
+            line += buffer.data.count(b"\n", start, end)
         buffer.pos = end
 
 
