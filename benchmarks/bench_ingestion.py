@@ -1,6 +1,7 @@
-"""Stage 1 and stage 2 benchmarks: the original pandas pipeline against `clean_drop`, and learner extraction.
+"""Stage 1 and stage 2 benchmarks: `clean_drop` against the seed's pandas pipeline and a DuckDB query,
+framing scaling, and learner extraction.
 
-    python benchmarks/bench_ingestion.py [--quick] [--skip-2gb] [--skip-baseline] [--profile]
+    python benchmarks/bench_ingestion.py [--quick] [--skip-2gb] [--skip-baseline] [--skip-cli] [--profile]
 
 Drops are generated once with the project's sample-data CLI and cached under benchmarks/.work/. Every
 workload runs in a fresh interpreter (benchmarks/workloads.py) so its peak RSS is its own. Results go to
@@ -21,28 +22,57 @@ from pathlib import Path
 from harness import BENCH_DIR, WORK_DIR, DropSpec, ensure_drop, machine_facts, run_child, warm_page_cache
 
 RESULTS_DIR = BENCH_DIR / "results"
-FORMATS = ("json", "jsonl")
 SEED = 20240611
 MB = 1e6
-TARGET_SPEEDUP = 8.0
+TARGET_SPEEDUP = 8.0  # over the seed, through the Dagster CLI
+TARGET_OVER_DUCKDB = 2.0
+TARGET_MB_PER_S = 270
 TARGET_BIG_RSS_MB = 500
 TARGET_BATCHED_OVER_SCAN = 3.0
 
 
 @dataclass(frozen=True)
 class Sizes:
-    drop_mb: int  # each stage-1 drop, per format
-    learners: int  # learners in those drops
+    drop_mb: int  # each stage-1 drop
+    # The generator gives each learner one to three sessions with few other apps' events, then pads the
+    # file to size with more sessions each followed by a visit to another app (20-80 page events). Many
+    # learners fill the file with their first sessions: a high share of responses; few learners leave
+    # most of it to padding: a low share.
+    high_share_learners: int
+    low_share_learners: int
     big_drop_mb: int  # the memory-bound check
     big_learners: int
     stage2_learners: int  # learners extracted in stage 2
     singles: int  # single-learner calls actually timed
+    framing_mb: tuple[float, ...]  # single-record sizes for the framing-scaling measurement
 
 
 FULL = Sizes(
-    drop_mb=500, learners=2000, big_drop_mb=2000, big_learners=8000, stage2_learners=2000, singles=50
+    drop_mb=600,
+    high_share_learners=4200,
+    low_share_learners=200,
+    big_drop_mb=2000,
+    big_learners=8000,
+    stage2_learners=2000,
+    singles=50,
+    framing_mb=(1, 8, 16, 32, 64),
 )
-QUICK = Sizes(drop_mb=15, learners=60, big_drop_mb=40, big_learners=120, stage2_learners=60, singles=10)
+QUICK = Sizes(
+    drop_mb=15,
+    high_share_learners=100,
+    low_share_learners=5,
+    big_drop_mb=40,
+    big_learners=120,
+    stage2_learners=60,
+    singles=10,
+    framing_mb=(1, 4),
+)
+SHARES = ("high_share", "low_share")
+
+
+def drop_spec(sizes: Sizes, share: str) -> DropSpec:
+    learners = sizes.high_share_learners if share == "high_share" else sizes.low_share_learners
+    return DropSpec("jsonl", sizes.drop_mb, learners, SEED)
 
 
 def learners_per_run() -> int:
@@ -57,28 +87,42 @@ def learners_per_run() -> int:
 # -------------------------------------------------------------------------------------------- stage 1
 
 
-def bench_stage1(file_format: str, sizes: Sizes, skip_baseline: bool, repeat: int) -> dict:
-    """Baseline and ours on the same drop; returns timings, peak RSS, throughput and the agreement check.
+# Every stage-1 contender on the same drop: the seed's script, clean_drop with one and two parser
+# processes, the DuckDB query a user would write instead, and the asset through the Dagster CLI.
+CONTENDERS = {
+    "baseline": ["stage1-baseline"],
+    "ours_1_worker": ["stage1-ours", "--workers", "1"],
+    "ours_2_workers": ["stage1-ours", "--workers", "2"],
+    "duckdb_query": ["stage1-duckdb"],
+    "ours_cli": ["stage1-cli"],
+}
+
+
+def bench_stage1(share: str, sizes: Sizes, skip: set[str], repeat: int) -> dict:
+    """Every contender on the same drop; returns timings, peak RSS, throughput, ratios and the agreement
+    check.
 
     With repeat > 1 the contenders alternate and each one's fastest run counts (other work on a shared
     machine only ever makes a run slower); every run's time is kept in `seconds_all`.
     """
-    drop = ensure_drop(DropSpec(file_format, sizes.drop_mb, sizes.learners, SEED))
+    drop = ensure_drop(drop_spec(sizes, share))
     path, size = drop.path, drop.path.stat().st_size
     result = {
         "input": str(path.relative_to(BENCH_DIR)),
         "input_mb": round(size / MB, 1),
         "records": drop.records,
         "expected_kept": drop.expected_kept,  # the generator's ground truth
+        "kept_share_of_records": round(drop.expected_kept / drop.records, 3),
     }
-    contenders = ["ours"] if skip_baseline else ["baseline", "ours"]
+    contenders = [name for name in CONTENDERS if name not in skip]
     runs: dict[str, list[dict]] = {name: [] for name in contenders}
     for _ in range(repeat):
         for name in contenders:
-            out_dir = fresh_dir(WORK_DIR / "runs" / f"{name}-{file_format}")
+            command, *options = CONTENDERS[name]
+            out_dir = fresh_dir(WORK_DIR / "runs" / f"{name}-{share}")
             warm_page_cache(path)
-            print(f"stage 1 {file_format}: {name} ...", file=sys.stderr, flush=True)
-            runs[name].append(summarise(run_child([f"stage1-{name}", str(path), str(out_dir)]), size))
+            print(f"stage 1 {share}: {name} ...", file=sys.stderr, flush=True)
+            runs[name].append(summarise(run_child([command, str(path), str(out_dir), *options]), size))
             print(
                 f"  {runs[name][-1]['seconds']:.1f} s, {runs[name][-1]['peak_rss_mb']:.0f} MB",
                 file=sys.stderr,
@@ -87,18 +131,32 @@ def bench_stage1(file_format: str, sizes: Sizes, skip_baseline: bool, repeat: in
         result[name] = min(attempts, key=lambda attempt: attempt["seconds"])
         result[name]["seconds_all"] = [attempt["seconds"] for attempt in attempts]
         result[name]["peak_rss_mb"] = max(attempt["peak_rss_mb"] for attempt in attempts)
-    if not skip_baseline:
-        result["speedup"] = result["baseline"]["seconds"] / result["ours"]["seconds"]
-        result["speedup_process"] = result["baseline"]["process_seconds"] / result["ours"]["process_seconds"]
+    result["ratios"] = _ratios(result)
+    if {"baseline", "ours_2_workers"} <= runs.keys():
         check = run_child(
             [
                 "compare",
-                str(WORK_DIR / "runs" / f"baseline-{file_format}"),
-                str(WORK_DIR / "runs" / f"ours-{file_format}"),
+                str(WORK_DIR / "runs" / f"baseline-{share}"),
+                str(WORK_DIR / "runs" / f"ours_2_workers-{share}"),
             ]
         )
         result["agreement"] = check.result
     return result
+
+
+def _ratios(result: dict) -> dict:
+    """Throughput ratios between the contenders that ran (time ratios of the same file)."""
+    pairs = {
+        "ours_over_duckdb": ("duckdb_query", "ours_2_workers"),
+        "second_worker_gain": ("ours_1_worker", "ours_2_workers"),
+        "ours_over_baseline": ("baseline", "ours_2_workers"),
+        "cli_over_baseline": ("baseline", "ours_cli"),
+    }
+    return {
+        name: result[slower]["seconds"] / result[faster]["seconds"]
+        for name, (slower, faster) in pairs.items()
+        if slower in result and faster in result
+    }
 
 
 def summarise(run, size: int) -> dict:
@@ -115,6 +173,15 @@ def summarise(run, size: int) -> dict:
         "details": details,
         "rss_timeline": run.rss_timeline,
     }
+
+
+def bench_framing(sizes: Sizes) -> dict:
+    """Time to frame one compact-array record of each size (the workload builds it in memory)."""
+    print(
+        f"framing: one record of {', '.join(map(str, sizes.framing_mb))} MB ...", file=sys.stderr, flush=True
+    )
+    run = run_child(["framing", *map(str, sizes.framing_mb)])
+    return {"seconds_by_mb": run.result["seconds_by_mb"], "peak_rss_mb": run.peak_rss_mb}
 
 
 def bench_big_drop(sizes: Sizes) -> dict:
@@ -140,8 +207,8 @@ def bench_big_drop(sizes: Sizes) -> dict:
 
 def bench_stage2(sizes: Sizes, per_run: int) -> dict:
     """Extraction from the cleaned JSONL drop, laid out as the I/O manager stores it."""
-    source = WORK_DIR / "runs" / "ours-jsonl"
-    drop = ensure_drop(DropSpec("jsonl", sizes.drop_mb, sizes.learners, SEED))
+    source = WORK_DIR / "runs" / "ours_2_workers-high_share"
+    drop = ensure_drop(drop_spec(sizes, "high_share"))
     warehouse = fresh_dir(WORK_DIR / "warehouse")
     partition = warehouse / "cleaned_telemetry" / drop.path.name  # the file name is the partition key
     partition.mkdir(parents=True)
@@ -176,7 +243,7 @@ def bench_stage2(sizes: Sizes, per_run: int) -> dict:
 
 def profile_ours(sizes: Sizes, results_dir: Path, top: int = 25) -> list[str]:
     """cProfile of clean_drop on the JSONL drop: where our time goes (cumulative and own time)."""
-    path = ensure_drop(DropSpec("jsonl", sizes.drop_mb, sizes.learners, SEED)).path
+    path = ensure_drop(drop_spec(sizes, "high_share")).path
     stats_file = WORK_DIR / "clean_drop.prof"  # binary; the readable summary goes to results/
     out_dir = fresh_dir(WORK_DIR / "runs" / "ours-profile")
     print("profiling clean_drop on the JSONL drop ...", file=sys.stderr, flush=True)
@@ -194,11 +261,17 @@ def profile_ours(sizes: Sizes, results_dir: Path, top: int = 25) -> list[str]:
 
 
 def _tree(run: dict) -> str:
-    """Parser workers and the whole process tree's peak PSS, for our runs (blank for the baseline)."""
+    """Parser workers, the whole process tree's peak PSS and CPU seconds, for clean_drop runs."""
     details = run["details"]
     if "peak_tree_pss_mb" not in details:
         return "–"
-    return f"{details['workers']}, {details['peak_tree_pss_mb']:.0f}"
+    return f"{details['workers']}, {details['peak_tree_pss_mb']:.0f}, {details['tree_cpu_seconds']:.1f}"
+
+
+def _kept(run: dict) -> str:
+    details = run["details"]
+    kept = details.get("kept", details.get("rows_written"))
+    return f"{kept:,}" if kept is not None else "–"
 
 
 def markdown(results: dict) -> str:
@@ -206,44 +279,39 @@ def markdown(results: dict) -> str:
     lines = [
         f"Machine: {machine['cpu_model']}, {machine['cores']} cores, {machine['memory_gb']} GB RAM, "
         f"Python {machine['python']}; pandas {machine['packages']['pandas']}, pyarrow "
-        f"{machine['packages']['pyarrow']}, duckdb {machine['packages']['duckdb']}, ijson "
-        f"{machine['packages']['ijson']} ({machine['ijson_backend']}). Mode: {results['mode']}.",
+        f"{machine['packages']['pyarrow']}, duckdb {machine['packages']['duckdb']}, orjson "
+        f"{machine['packages']['orjson']}, ijson {machine['packages']['ijson']} ({machine['ijson_backend']}). "
+        f"Mode: {results['mode']}.",
         "",
-        "**Stage 1** (`cleaned_telemetry`, chunks of 200,000 records; time = wall clock of the work inside a "
-        "fresh process, process = including interpreter start-up and imports; "
-        f"fastest of {results['stage1_repeat']} run(s) per contender, peak RSS the highest)",
+        "**Stage 1** (`cleaned_telemetry`, JSONL drops, chunks of 200,000 records; time = wall clock of the "
+        "work inside a fresh process, process = including interpreter start-up and imports (for the CLI: the "
+        "whole `dagster asset materialize`); "
+        f"fastest of {results['stage1_repeat']} run(s) per contender, peak RSS the highest; the DuckDB "
+        "query keeps every RESPONSE/SPEAK record, see benchmarks/README.md)",
         "",
-        "| format | input MB | contender | time s | MB/s | process s | peak RSS MB | workers, all-process PSS MB | kept rows |",
-        "|---|---:|---|---:|---:|---:|---:|---:|---:|",
+        "| drop | input MB | kept / records | contender | time s | MB/s | process s | peak RSS MB | "
+        "workers, tree PSS MB, tree CPU s | rows out |",
+        "|---|---:|---:|---|---:|---:|---:|---:|---:|---:|",
     ]
-    for file_format in FORMATS:
-        stage = results["stage1"].get(file_format)
-        if not stage:
-            continue
-        for name in ("baseline", "ours"):
+    for share in SHARES:
+        stage = results["stage1"].get(share)
+        for name in CONTENDERS if stage else ():
             if name in stage:
                 run = stage[name]
-                kept = run["details"].get("kept", run["details"].get("rows_written"))
                 lines.append(
-                    f"| {file_format} | {stage['input_mb']:.0f} | {name} | {run['seconds']:.1f} | "
+                    f"| {share.replace('_', ' ')} | {stage['input_mb']:.0f} | "
+                    f"{stage['expected_kept']:,} / {stage['records']:,} | {name} | {run['seconds']:.1f} | "
                     f"{run['mb_per_s']:.1f} | {run['process_seconds']:.1f} | {run['peak_rss_mb']:.0f} | "
-                    f"{_tree(run)} | {kept:,} |"
+                    f"{_tree(run)} | {_kept(run)} |"
                 )
     lines.append("")
-    for file_format in FORMATS:
-        stage = results["stage1"].get(file_format, {})
-        if "speedup" in stage:
-            agreement = stage["agreement"]
-            verdict = "same responses" if agreement["same_responses"] else "DIFFERENT responses"
-            lines.append(
-                f"- {file_format}: ours/baseline throughput **{stage['speedup']:.1f}x** (target ≥ {TARGET_SPEEDUP:.0f}x; "
-                f"{stage['speedup_process']:.1f}x counting process start-up); {verdict}: "
-                f"{agreement['ours_rows']:,} kept by ours vs {agreement['baseline_distinct_keys']:,} distinct "
-                f"(event_mid, event_ets) in the baseline CSVs, which also hold "
-                f"{agreement['baseline_cross_chunk_duplicates']:,} cross-chunk duplicate row(s) (it dedupes per "
-                "chunk only); generator ground truth "
-                f"{stage['expected_kept']:,}"
-            )
+    for share in SHARES:
+        stage = results["stage1"].get(share, {})
+        lines += _stage1_verdicts(share, stage)
+    framing = results.get("framing")
+    if framing:
+        cells = ", ".join(f"{mb} MB: {seconds:.2f} s" for mb, seconds in framing["seconds_by_mb"].items())
+        lines.append(f"- framing one compact-array record (build excluded, parse included): {cells}")
     big = results.get("big_drop")
     if big:
         run = big["ours"]
@@ -258,6 +326,31 @@ def markdown(results: dict) -> str:
     if stage2:
         lines += ["", *stage2_markdown(stage2)]
     return "\n".join(lines)
+
+
+def _stage1_verdicts(share: str, stage: dict) -> list[str]:
+    ratios, verdicts = stage.get("ratios", {}), []
+    ours = stage.get("ours_2_workers")
+    if ours:
+        verdicts.append(
+            f"- {share}: ours (2 workers) **{ours['mb_per_s']:.0f} MB/s** (target ≥ {TARGET_MB_PER_S}); "
+            + ", ".join(
+                f"{name.replace('_', ' ')} **{value:.2f}x**"
+                + {"ours_over_duckdb": f" (target ≥ {TARGET_OVER_DUCKDB:.0f}x)"}.get(name, "")
+                + {"cli_over_baseline": f" (target ≥ {TARGET_SPEEDUP:.0f}x)"}.get(name, "")
+                for name, value in ratios.items()
+            )
+        )
+    agreement = stage.get("agreement")
+    if agreement:
+        verdict = "same responses" if agreement["same_responses"] else "DIFFERENT responses"
+        verdicts.append(
+            f"  - {verdict}: {agreement['ours_rows']:,} kept by ours vs {agreement['baseline_distinct_keys']:,} "
+            f"distinct (event_mid, event_ets) in the baseline CSVs ({agreement['baseline_cross_chunk_duplicates']:,}"
+            f" cross-chunk duplicate rows there: it dedupes per chunk only); generator ground truth "
+            f"{stage['expected_kept']:,}"
+        )
+    return verdicts
 
 
 def stage2_markdown(stage2: dict) -> list[str]:
@@ -314,7 +407,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="small drops: a smoke run in about a minute")
     parser.add_argument("--skip-2gb", action="store_true", help="skip the peak-RSS run on the ~2 GB drop")
-    parser.add_argument("--skip-baseline", action="store_true", help="time ours only (no speed-up, no check)")
+    parser.add_argument("--skip-baseline", action="store_true", help="skip the seed's script (no check)")
+    parser.add_argument("--skip-cli", action="store_true", help="skip `dagster asset materialize`")
     parser.add_argument("--profile", action="store_true", help="also cProfile clean_drop on the JSONL drop")
     parser.add_argument(
         "--repeat", type=int, default=1, help="stage-1 runs per contender; the fastest counts (default 1)"
@@ -337,8 +431,12 @@ def main(argv: list[str] | None = None) -> dict:
         "stage1_repeat": args.repeat,
         "stage1": {},
     }
-    for file_format in FORMATS:
-        results["stage1"][file_format] = bench_stage1(file_format, sizes, args.skip_baseline, args.repeat)
+    skip = {
+        name for name, skipped in (("baseline", args.skip_baseline), ("ours_cli", args.skip_cli)) if skipped
+    }
+    for share in SHARES:
+        results["stage1"][share] = bench_stage1(share, sizes, skip, args.repeat)
+    results["framing"] = bench_framing(sizes)
     results["stage2"] = bench_stage2(sizes, learners_per_run())
     if not args.skip_2gb:
         results["big_drop"] = bench_big_drop(sizes)

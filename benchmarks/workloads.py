@@ -2,7 +2,10 @@
 
     python benchmarks/workloads.py generate OUT_DIR json|jsonl --target-mb MB --learners N --seed S
     python benchmarks/workloads.py stage1-baseline INPUT OUT_DIR
-    python benchmarks/workloads.py stage1-ours INPUT OUT_DIR [--profile STATS_FILE]
+    python benchmarks/workloads.py stage1-ours INPUT OUT_DIR [--workers N] [--profile STATS_FILE]
+    python benchmarks/workloads.py stage1-duckdb INPUT OUT_DIR
+    python benchmarks/workloads.py stage1-cli INPUT OUT_DIR
+    python benchmarks/workloads.py framing MB [MB ...]
     python benchmarks/workloads.py compare BASELINE_DIR OURS_DIR
     python benchmarks/workloads.py stage2 WAREHOUSE [--learners N] [--per-run N] [--singles N]
 
@@ -13,10 +16,13 @@ the work itself, so they exclude interpreter start-up and imports; the parent ad
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import os
 import random
+import shutil
 import statistics
+import subprocess
 import sys
 import time
 from functools import partial
@@ -59,15 +65,15 @@ def stage1_baseline(args: argparse.Namespace) -> dict:
 def stage1_ours(args: argparse.Namespace) -> dict:
     from engagement_assets.ingestion.cleaning import clean_drop, default_workers
 
-    # The asset's default: parser processes for big drops (cleaned_telemetry's `workers: 0`).
-    workers = default_workers(args.input.stat().st_size)
+    # Without --workers, the asset's default: parser processes for big drops (`workers: 0`).
+    workers = args.workers or default_workers(args.input.stat().st_size)
 
     def clean() -> tuple:
         with open(args.input, "rb") as stream:
             return clean_drop(stream, args.input.name, args.out_dir, chunk_size=CHUNK_SIZE, workers=workers)
 
     started = time.perf_counter()
-    with TreeMemory() as tree:
+    with TreeUsage() as tree:
         if args.profile:
             import cProfile
 
@@ -81,6 +87,7 @@ def stage1_ours(args: argparse.Namespace) -> dict:
         "seconds": seconds,
         "workers": workers,
         "peak_tree_pss_mb": tree.peak_mb,
+        "tree_cpu_seconds": tree.cpu_seconds(),
         "records": report.records,
         "events": report.events,
         "kept": report.kept,
@@ -92,29 +99,50 @@ def stage1_ours(args: argparse.Namespace) -> dict:
     }
 
 
-class TreeMemory:
-    """Peak proportional set size (PSS) of this process and all its descendants (the parser workers live
-    under a forkserver), sampled from /proc. PSS shares pages between the processes that map them, so
-    the sum is the memory the whole tree really uses; summing RSS would count shared pages twice."""
+class TreeUsage:
+    """Peak proportional set size (PSS) and CPU time of this process and all its descendants (the parser
+    workers live under a forkserver), sampled from /proc. PSS shares pages between the processes that map
+    them, so the sum is the memory the whole tree really uses; summing RSS would count shared pages twice.
+    CPU seconds say what a run costs whatever else the machine is doing (a worker's last sample can miss
+    up to one interval of its time)."""
 
-    def __init__(self, every: float = 0.2):
+    def __init__(self, every: float = 0.1):
         import threading
 
         self.every, self.peak_mb = every, 0.0
+        self._started = time.process_time()
+        self._descendants_cpu: dict[int, float] = {}
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
-    def __enter__(self) -> TreeMemory:
+    def __enter__(self) -> TreeUsage:
         self._thread.start()
         return self
 
     def __exit__(self, *exc) -> None:
         self._stop.set()
         self._thread.join()
+        self._own_cpu = time.process_time() - self._started
+
+    def cpu_seconds(self) -> float:
+        return self._own_cpu + sum(self._descendants_cpu.values())
 
     def _run(self) -> None:
+        me = os.getpid()
         while not self._stop.wait(self.every):
-            self.peak_mb = max(self.peak_mb, sum(_pss_kb(pid) for pid in _tree(os.getpid())) / 1024)
+            pids = _tree(me)
+            self.peak_mb = max(self.peak_mb, sum(_pss_kb(pid) for pid in pids) / 1024)
+            for pid in pids[1:]:
+                self._descendants_cpu[pid] = max(self._descendants_cpu.get(pid, 0.0), _cpu_seconds(pid))
+
+
+def _cpu_seconds(pid: int) -> float:
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            fields = stat.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime
 
 
 def _tree(root: int) -> list[int]:
@@ -141,6 +169,85 @@ def _pss_kb(pid: int) -> int:
             return next(int(line.split()[1]) for line in rollup if line.startswith("Pss:"))
     except (OSError, StopIteration):
         return 0
+
+
+# The query a user would write instead of the platform: every RESPONSE/SPEAK record, to Parquet.
+DUCKDB_QUERY = """COPY (SELECT * FROM read_json({path}, format = 'newline_delimited')
+                        WHERE events ->> 'eid' = 'RESPONSE' AND events -> 'edata' ->> 'type' = 'SPEAK')
+                  TO {out} (FORMAT parquet)"""
+
+
+def stage1_duckdb(args: argparse.Namespace) -> dict:
+    import duckdb
+
+    out = args.out_dir / "responses.parquet"
+    started = time.perf_counter()
+    with TreeUsage() as tree:
+        con = duckdb.connect()
+        (rows,) = con.execute(DUCKDB_QUERY.format(path=_sql_text(args.input), out=_sql_text(out))).fetchone()
+    seconds = time.perf_counter() - started
+    return {"seconds": seconds, "rows_written": rows, "tree_cpu_seconds": tree.cpu_seconds()}
+
+
+def stage1_cli(args: argparse.Namespace) -> dict:
+    """`dagster asset materialize` of cleaned_telemetry for this drop, on a fresh instance: what a user
+    pays from the command line, Dagster's start-up and the I/O manager's commit included."""
+    home, landing, warehouse = (args.out_dir / name for name in ("dagster_home", "landing", "warehouse"))
+    home.mkdir()
+    shutil.copyfile(_REPO / "dagster.yaml", home / "dagster.yaml")
+    (landing / "telemetry").mkdir(parents=True)
+    drop = landing / "telemetry" / args.input.name
+    try:
+        os.link(args.input, drop)  # the same bytes, a regular file, no copy
+    except OSError:
+        shutil.copyfile(args.input, drop)
+    env = {
+        **os.environ,
+        "DAGSTER_HOME": str(home),
+        "ENGAGEMENT_LANDING_URL": str(landing),
+        "ENGAGEMENT_STORAGE_URL": str(warehouse),
+    }
+    register = f"import dagster as dg; dg.DagsterInstance.get().add_dynamic_partitions('telemetry_drops', [{args.input.name!r}])"
+    subprocess.run([sys.executable, "-c", register], env=env, check=True, cwd=_REPO)
+    command = ["dagster", "asset", "materialize", "-m", "engagement_assets.definitions"]
+    command += ["--select", "cleaned_telemetry", "--partition", args.input.name]
+    started = time.perf_counter()
+    subprocess.run(
+        command, env=env, check=True, cwd=_REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    seconds = time.perf_counter() - started
+    rows = _parquet_rows(warehouse / "cleaned_telemetry" / args.input.name)
+    shutil.rmtree(args.out_dir / "warehouse", ignore_errors=True)
+    return {"seconds": seconds, "kept": rows}
+
+
+def _parquet_rows(folder: Path) -> int:
+    import pyarrow.parquet as pq
+
+    return sum(pq.ParquetFile(part).metadata.num_rows for part in sorted(folder.glob("*.parquet")))
+
+
+def framing(args: argparse.Namespace) -> dict:
+    """Seconds to frame (and parse) a compact JSON array holding one record of each size: linear framing
+    takes time proportional to the size; rescanning the record after every read block, quadratic."""
+    from engagement_assets.ingestion.records import Malformed, iter_records
+
+    seconds = {}
+    for size_mb in args.sizes:
+        data = _one_record_array(int(size_mb * 1_000_000))
+        started = time.perf_counter()
+        items = list(iter_records(io.BytesIO(data), "framing.json"))
+        seconds[str(size_mb)] = time.perf_counter() - started
+        assert len(items) == 1 and not isinstance(items[0], Malformed), items[:1]
+    return {"seconds_by_mb": seconds}
+
+
+def _one_record_array(size: int) -> bytes:
+    """`[record]` in compact JSON: many small nested objects whose strings hold brackets and escaped
+    quotes, a token every few bytes as in telemetry."""
+    text = 'a\\"b}{[' * 4
+    fields = ",".join(f'"k{i}":{{"v":"{text}","list":[{i},"]"]}}' for i in range(size // 70))
+    return ('[{"events":{"eid":"IMPRESSION","edata":{' + fields + "}}}]").encode()
 
 
 def compare(args: argparse.Namespace) -> dict:
@@ -179,6 +286,9 @@ def compare(args: argparse.Namespace) -> dict:
         "user_id_differs": user_differs,
         "same_responses": only_base == 0 and only_ours == 0 and user_differs == 0,
     }
+
+
+_REPO = Path(__file__).resolve().parent.parent
 
 
 def _sql_text(path: Path) -> str:
@@ -360,6 +470,13 @@ def _parser() -> argparse.ArgumentParser:
     ours.add_argument("input", type=Path)
     ours.add_argument("out_dir", type=Path)
     ours.add_argument("--profile", type=Path, help="write cProfile stats of clean_drop here")
+    ours.add_argument("--workers", type=int, default=0, help="parser processes (default: the asset's)")
+    for name in ("stage1-duckdb", "stage1-cli"):
+        other = commands.add_parser(name)
+        other.add_argument("input", type=Path)
+        other.add_argument("out_dir", type=Path)
+    scaling = commands.add_parser("framing")
+    scaling.add_argument("sizes", type=float, nargs="+", help="record sizes in MB")
     check = commands.add_parser("compare")
     check.add_argument("baseline_dir", type=Path)
     check.add_argument("ours_dir", type=Path)
@@ -378,6 +495,9 @@ WORKLOADS = {
     "generate": generate,
     "stage1-baseline": stage1_baseline,
     "stage1-ours": stage1_ours,
+    "stage1-duckdb": stage1_duckdb,
+    "stage1-cli": stage1_cli,
+    "framing": framing,
     "compare": compare,
     "stage2": stage2,
 }
