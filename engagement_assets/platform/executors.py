@@ -4,6 +4,7 @@ they are imported only when chosen, with a clear message when missing."""
 from __future__ import annotations
 
 import importlib
+import multiprocessing
 
 import dagster as dg
 
@@ -14,7 +15,7 @@ _EXTRA_FOR = {"dagster_celery": "production", "dagster_k8s": "k8s"}
 
 def executor_for(name: str) -> dg.ExecutorDefinition:
     if name == "multiprocess":
-        return dg.multiprocess_executor
+        return _multiprocess()
     if name == "in_process":
         return dg.in_process_executor
     if name == "celery":
@@ -30,6 +31,14 @@ def executor_for(name: str) -> dg.ExecutorDefinition:
     if name == "k8s":
         return _optional("dagster_k8s").k8s_job_executor
     raise ValueError(f"unknown executor {name!r}")
+
+
+def _multiprocess() -> dg.ExecutorDefinition:
+    # Steps fork from a server that imported the code location once, instead of each step starting
+    # Python and importing it again (seconds per step, most of a small batch's run). Windows has no fork.
+    if "forkserver" not in multiprocessing.get_all_start_methods():
+        return dg.multiprocess_executor
+    return dg.multiprocess_executor.configured({"start_method": {"forkserver": {}}}, name="multiprocess")
 
 
 def _optional(module: str):
