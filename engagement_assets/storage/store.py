@@ -119,17 +119,21 @@ class LocalStore(Store):
         base = self.path(prefix) if prefix.endswith("/") or not prefix else self.path(prefix).parent
         if not base.is_dir():
             return []
+        # scandir with keys built as text: the sensors list a folder of one file per learner every tick.
         found = []
-        for dirpath, dirnames, filenames in os.walk(base):
-            dirnames[:] = [name for name in dirnames if not name.startswith(_TEMP_PREFIX)]
-            for name in filenames:
-                if name.startswith(_TEMP_PREFIX):
-                    continue
-                full = Path(dirpath) / name
-                key = full.relative_to(self.root).as_posix()
-                if key.startswith(prefix):
-                    stat = full.stat()
-                    found.append(StoredFile(key, stat.st_size, stat.st_mtime))
+        folders = [(str(base), base.relative_to(self.root).as_posix() + "/" if base != self.root else "")]
+        while folders:
+            folder, key_prefix = folders.pop()
+            with os.scandir(folder) as entries:
+                for entry in entries:
+                    if entry.name.startswith(_TEMP_PREFIX):
+                        continue
+                    key = key_prefix + entry.name
+                    if entry.is_dir(follow_symlinks=False):
+                        folders.append((entry.path, key + "/"))
+                    elif key.startswith(prefix) and entry.is_file():
+                        stat = entry.stat()
+                        found.append(StoredFile(key, stat.st_size, stat.st_mtime))
         return sorted(found, key=lambda stored: stored.key)
 
     def size(self, key: str) -> int | None:
