@@ -166,6 +166,12 @@ def resolve_user(cdata: dict, context: dict, event: dict) -> tuple[str, str] | N
 
 def created_at_ms(record: dict, event: dict) -> int | None:
     """Storage createdAt, else storage syncts, else events.syncts, else events.ets."""
+    created = record.get("createdAt")
+    if type(created) is dict and len(created) == 1 and type(date := created.get("$date")) is str:
+        # The common form, without unwrapping it generically: {"$date": "2025-06-12T10:23:45.123Z"}.
+        ms = epoch_ms(date)
+        if ms is not None:
+            return ms
     for value in (record.get("createdAt"), record.get("syncts"), event.get("syncts"), event.get("ets")):
         ms = epoch_ms(value)
         if ms is not None:
@@ -179,9 +185,9 @@ def _cdata_ids(cdata) -> dict:
         return {}
     # Later entries overwrite earlier ones, so going backwards leaves each type's first entry.
     return {
-        entry.get("type"): entry["id"]
+        entry.get("type"): found
         for entry in reversed(cdata)
-        if type(entry) is dict and entry.get("id") is not None
+        if type(entry) is dict and (found := entry.get("id")) is not None
     }
 
 
