@@ -1,21 +1,18 @@
 """Stage 2: one learner's responses across every drop, deduplicated and in time order.
 
 All requested learners are extracted in one pass over the cleaned Parquet parts. The parts are sorted by
-learner with small row groups, and only the row groups whose `user_id` statistics admit one of the batch's
-ids are read, so a batch's cost follows its own rows, not the history's; each learner's table is then a
-zero-copy slice of one sorted table. Every row read is
+learner with small row groups, so the filter on the batch's `user_id` range skips row groups that hold
+only other learners; each learner's table is then a zero-copy slice of one sorted table. Every row read is
 accounted for: it is a learner's row, or a copy of a response another drop already holds.
 """
 
 from __future__ import annotations
 
-import bisect
 from dataclasses import dataclass
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.dataset as ds
 
 from engagement_assets.ingestion.events import RESPONSE_SCHEMA
 from engagement_assets.storage import layout
@@ -48,7 +45,13 @@ def extract_learner_responses(store: Store, learners: list[str]) -> Extraction:
     ids = {learner: text_of_key(learner) for learner in learners}
     wanted = sorted(set(ids.values()))
     parts = cleaned_part_keys(store)
-    table = read_learners(store, parts, wanted) if parts and wanted else RESPONSE_SCHEMA.empty_table()
+    table = RESPONSE_SCHEMA.empty_table()
+    if parts and wanted:
+        # The range lets pyarrow skip row groups by their min/max statistics (it does not for a long
+        # isin list); the isin then keeps exactly the learners asked for.
+        user = pc.field("user_id")
+        wanted_rows = (user >= wanted[0]) & (user <= wanted[-1]) & user.isin(wanted)
+        table = read_parquet(store, parts, schema=RESPONSE_SCHEMA, filter=wanted_rows)
     rows_read = table.num_rows
     # Stage 1 already removed duplicates within a drop: only responses from several drops can repeat.
     if len({layout.segment_of_part(key) for key in parts}) > 1:
@@ -64,42 +67,6 @@ def extract_learner_responses(store: Store, learners: list[str]) -> Extraction:
         rows_read,
         rows_read - responses.num_rows,
     )
-
-
-def read_learners(store: Store, parts: list[str], wanted: list[str]) -> pa.Table:
-    """The rows of these learners (sorted ids) in the cleaned parts, reading only the row groups whose
-    user_id range holds one of them. Parts are sorted by learner in small row groups, so a learner's rows sit
-    in a row group or two per part: a batch reads about its own rows, wherever its ids fall in the key
-    range, plus one footer per part."""
-    filesystem, root = store.arrow()
-    dataset = ds.dataset(
-        [f"{root}/{key}" for key in parts], filesystem=filesystem, format="parquet", schema=RESPONSE_SCHEMA
-    )
-    fragments = [
-        fragment.subset(row_group_ids=groups)
-        for fragment in dataset.get_fragments()
-        if (groups := row_groups_holding(fragment, wanted))
-    ]
-    if not fragments:
-        return RESPONSE_SCHEMA.empty_table()
-    selected = ds.FileSystemDataset(fragments, RESPONSE_SCHEMA, dataset.format, filesystem)
-    return selected.to_table(filter=pc.field("user_id").isin(wanted))
-
-
-def row_groups_holding(fragment: ds.ParquetFileFragment, wanted: list[str]) -> list[int]:
-    """Row groups whose user_id statistics admit one of the wanted ids (all, without statistics)."""
-    fragment.ensure_complete_metadata()
-    groups = []
-    for group in fragment.row_groups:
-        stats = (group.statistics or {}).get("user_id") or {}
-        low, high = stats.get("min"), stats.get("max")
-        if not (isinstance(low, str) and isinstance(high, str)):
-            groups.append(group.id)
-            continue
-        first = bisect.bisect_left(wanted, low)
-        if first < len(wanted) and wanted[first] <= high:
-            groups.append(group.id)
-    return groups
 
 
 def deduplicate(responses: pa.Table) -> pa.Table:

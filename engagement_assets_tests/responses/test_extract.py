@@ -4,12 +4,10 @@ from __future__ import annotations
 
 import pandas as pd
 import pyarrow as pa
-import pyarrow.dataset as ds
-import pyarrow.parquet as pq
 
 from engagement_assets import learner_key
 from engagement_assets.ingestion.events import RESPONSE_SCHEMA
-from engagement_assets.responses.extract import deduplicate, extract_learner_responses, row_groups_holding
+from engagement_assets.responses.extract import deduplicate, extract_learner_responses
 from engagement_assets.storage.parquet import write_parquet
 from engagement_assets.storage.store import LocalStore
 
@@ -90,29 +88,3 @@ def test_learners_are_asked_for_by_key_and_found_by_id(tmp_path):
     store = store_with(tmp_path, {"d1.json": [("a", buddy, 1, 300), ("b", "u1", 1, 100)]})
     extraction = extract_learner_responses(store, [learner_key(buddy)])
     assert extraction.responses[learner_key(buddy)].column("user_id").to_pylist() == [buddy]
-
-
-def test_a_batch_scattered_over_the_key_range_reads_only_the_row_groups_that_hold_it(tmp_path):
-    # A learner-sorted part in small row groups, as stage 1 writes them: 400 learners, 50 rows each.
-    learners = [f"{i:04d}" for i in range(400)]
-    rows = [(f"{learner}-{n}", learner, n, n) for learner in learners for n in range(50)]
-    store = LocalStore(tmp_path / "w")
-    local = tmp_path / "p.parquet"
-    pq.write_table(part(rows), local, row_group_size=1_000)  # 20 learners per row group
-    for drop in ("d1.json", "d2.json"):
-        store.put_file(local, f"cleaned_telemetry/{drop}/part-00000.parquet")
-    wanted = [learners[3], learners[150], learners[399]]  # spans the whole range: min/max prunes nothing
-    fragments = ds.dataset(str(store.path("cleaned_telemetry/d1.json/part-00000.parquet"))).get_fragments()
-    assert [row_groups_holding(fragment, wanted) for fragment in fragments] == [[0, 7, 19]]
-    extraction = extract_learner_responses(store, wanted)
-    assert {learner: table.num_rows for learner, table in extraction.responses.items()} == dict.fromkeys(
-        wanted, 50
-    )
-    assert extraction.rows_read == 300 and extraction.duplicates_across_drops == 150
-
-
-def test_row_groups_without_usable_statistics_are_read_rather_than_skipped(tmp_path):
-    local = tmp_path / "p.parquet"
-    pq.write_table(part([("a", "u1", 1, 1), ("b", "u2", 1, 1)]), local, write_statistics=False)
-    (fragment,) = ds.dataset(str(local)).get_fragments()
-    assert row_groups_holding(fragment, ["u9"]) == [0]
