@@ -138,7 +138,8 @@ def _plain_file(stream: BinaryIO) -> str | None:
         return None
     magic = stream.read(len(GZIP_MAGIC))
     stream.seek(0)
-    return None if magic == GZIP_MAGIC else path
+    # Absolute: a worker process may not share the reader's working directory.
+    return None if magic == GZIP_MAGIC else os.path.abspath(path)
 
 
 def segment_records(segment: Segment) -> Iterator[dict | Malformed]:
