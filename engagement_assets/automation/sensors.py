@@ -37,8 +37,10 @@ DROP_EVENTS_PER_TICK = 25
 SESSION_FILES_PER_TICK = 200
 # How often the sensors look (seconds); tests shorten it.
 TICK_SECONDS = int(os.environ.get("ENGAGEMENT_SENSOR_INTERVAL_SECONDS", "30"))
-# The learners sensor costs one event-log query when nothing was cleaned, so it looks more often: a cleaned
-# drop's learners start within seconds.
+# The landing area's telemetry folder holds a few files and a drop should start within seconds; the
+# learners sensor costs one event-log query when nothing was cleaned. Both look more often than the
+# sessions sensor, whose folder holds a file per learner.
+DROP_TICK_SECONDS = min(TICK_SECONDS, 10)
 REFRESH_TICK_SECONDS = min(TICK_SECONDS, 5)
 
 _IN_FLIGHT = [
@@ -68,7 +70,7 @@ _LEARNER_ASSETS = {spec.key for spec in DROP_REFRESH}
 
 @dg.sensor(
     target=[cleaned_telemetry],
-    minimum_interval_seconds=TICK_SECONDS,
+    minimum_interval_seconds=DROP_TICK_SECONDS,
     default_status=dg.DefaultSensorStatus.RUNNING,
 )
 def telemetry_drop_sensor(context: dg.SensorEvaluationContext, landing: StoreResource) -> dg.SensorResult:

@@ -272,6 +272,9 @@ query Backfill($id: String!) {
 class DagsterServer:
     """One `dagster dev` process group with its own instance folder; use as a context manager."""
 
+    # The code location's sensors, all expected to run by default (a subclass serving other code may differ).
+    expected_sensors: tuple[str, ...] = SENSORS
+
     def __init__(
         self,
         home: Path,
@@ -389,7 +392,7 @@ class DagsterServer:
         if entry["locationOrLoadError"]["__typename"] != "RepositoryLocation":
             raise self.fail(f"code location failed to load: {entry['locationOrLoadError']}")
         sensors = self.sensors()
-        if sorted(sensors) != sorted(SENSORS):
+        if sorted(sensors) != sorted(self.expected_sensors):
             raise self.fail(f"unexpected sensors {sorted(sensors)}")
         not_running = [name for name, state in sensors.items() if state["status"] != "RUNNING"]
         if not_running:
