@@ -250,7 +250,7 @@ def main() -> None:
         compare = {"ours": scenario("ours", REPO_ROOT, root / "generated", root / "ours", True, args.timeout)}
         with baseline_checkout(BASELINE_REVISION) as code:
             compare["baseline"] = scenario(
-                "baseline", code, root / "generated", root / "base", True, args.timeout
+                "baseline", code, root / "generated", root / "base", True, args.baseline_timeout
             )
         results["comparison"] = compare
         scale = None
