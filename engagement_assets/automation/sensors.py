@@ -144,8 +144,12 @@ def sessions_sensor(context: dg.SensorEvaluationContext, landing: StoreResource)
     fresh, seen = newer_files(
         landing.store().list_files(layout.SESSIONS_PREFIX), state.seen, SESSION_FILES_PER_TICK
     )
-    segments = {segment for stored in fresh if (segment := layout.segment_of_sessions_key(stored.key))}
-    changed = _known_learners(context.instance, segments)
+    modified = {
+        segment: stored.modified
+        for stored in fresh
+        if (segment := layout.segment_of_sessions_key(stored.key))
+    }
+    changed = _not_matched_since(context.instance, _known_learners(context.instance, set(modified)), modified)
     if not changed and not state.waiting:
         return dg.SensorResult(cursor=RefreshState(seen, [], state.round).dump())
     return _refresh(
@@ -156,6 +160,31 @@ def sessions_sensor(context: dg.SensorEvaluationContext, landing: StoreResource)
         max_span=LEARNERS_PER_RUN,
         assets=SESSIONS_REFRESH,
     )
+
+
+def _not_matched_since(
+    instance: dg.DagsterInstance, learners: list[str], modified: dict[str, float]
+) -> list[str]:
+    """The learners whose export changed after the run that last matched them started. A file that was
+    already there when its learner's refresh ran (every file seen for the first time after the learner was
+    registered) needs nothing more."""
+    latest = instance.event_log_storage.get_latest_storage_id_by_partition(
+        merged_responses.key, dg.DagsterEventType.ASSET_MATERIALIZATION, partitions=set(learners)
+    )
+    if not latest:
+        return learners
+    records = instance.fetch_materializations(
+        dg.AssetRecordsFilter(asset_key=merged_responses.key, storage_ids=list(latest.values())),
+        limit=len(latest),
+    ).records
+    runs = instance.get_run_records(filters=dg.RunsFilter(run_ids=list({r.run_id for r in records})))
+    started = {run.dagster_run.run_id: run.start_time for run in runs}
+    read_at = {r.partition_key: started.get(r.run_id) for r in records}
+    return [
+        learner
+        for learner in learners
+        if read_at.get(learner) is None or modified[storage_segment(learner)] >= read_at[learner]
+    ]
 
 
 def _more_drops_coming(instance: dg.DagsterInstance, first_cleaned_at: float) -> bool:

@@ -21,13 +21,16 @@ from engagement_assets.automation.sensors import (
 )
 from engagement_assets.automation.watch import newer_files
 from engagement_assets.definitions import defs
+from engagement_assets.matching.assets import merged_responses
 from engagement_assets.platform.partitions import register_partitions, users
 from engagement_assets.platform.resources import StoreResource
 from engagement_assets.platform.runs import PARTITION_RANGE_END, PARTITION_RANGE_START
+from engagement_assets.responses.assets import user_responses
 from engagement_assets.responses.extract import learners_in_drops
+from engagement_assets.storage import layout
 from engagement_assets.storage.store import StoredFile
 from engagement_assets_tests.ingestion.test_golden_ingestion import DROPS
-from engagement_assets_tests.pipeline import materialize_drops, resources_for
+from engagement_assets_tests.pipeline import materialize_drops, materialize_learner, resources_for
 
 
 def tick(sensor, instance, cursor=None, **resources):
@@ -291,3 +294,26 @@ def test_the_all_learner_table_is_rebuilt_once_learners_runs_are_over_or_after_t
     assert isinstance(tick(engagement_table_sensor, instance, cursor=rebuilt.cursor), dg.SkipReason)
     instance.report_runless_asset_event(dg.AssetMaterialization("phase_features", partition="a"))
     assert tick(engagement_table_sensor, instance, cursor=rebuilt.cursor).run_requests
+
+
+def test_an_export_already_read_by_its_learners_last_matching_is_not_matched_again(
+    instance, tmp_path, golden
+):
+    landing = tmp_path / "landing"
+    shutil.copytree(golden / "landing", landing)
+    resources = resources_for(str(tmp_path / "w"), str(landing))
+    materialize_drops(instance, resources, DROPS)
+    learners = learners_in_drops(StoreResource(url=str(tmp_path / "w")).store(), DROPS)
+    register_partitions(instance, users, learners)
+    with_files = sorted(learner for learner in learners if (landing / layout.sessions_key(learner)).exists())
+    matched = with_files[0]  # matched after their export landed; the others never were
+    materialize_learner(instance, resources, matched, selection=(user_responses, merged_responses))
+    store = StoreResource(url=str(landing))
+    first = tick(sessions_sensor, instance, landing=store)
+    launched = {key for request in first.run_requests for key in covered(instance, request)}
+    assert launched == set(with_files) - {matched}
+    # The export changes after that matching: now it is matched again.
+    later = time.time() + 5
+    os.utime(landing / layout.sessions_key(matched), (later, later))
+    second = tick(sessions_sensor, instance, cursor=first.cursor, landing=store)
+    assert [covered(instance, request) for request in second.run_requests] == [[matched]]
