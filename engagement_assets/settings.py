@@ -1,4 +1,4 @@
-"""The configuration contract (SPEC §4): environment variables with defaults that run on a laptop.
+"""The configuration contract (README, "Configuration"): environment variables with defaults that run on a laptop.
 
 Relative defaults resolve against the working directory, so `dagster dev` and the demo command, both
 started from the repository root, read and write the same `./data` folder.

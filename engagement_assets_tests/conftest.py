@@ -10,8 +10,8 @@ import boto3
 import dagster as dg
 import pytest
 
-# A copy of the product's golden example (shared/golden): a small landing area and the outputs SPEC §3
-# demands from it.
+# The golden example: a small landing area and the exact outputs the pipeline must make of it
+# (golden/expected/).
 GOLDEN = Path(__file__).resolve().parent / "golden"
 
 

@@ -1,4 +1,4 @@
-"""The code location loads, with the asset graph and partitioning the SPEC describes."""
+"""The code location loads, with the asset graph and partitioning the README describes."""
 
 from __future__ import annotations
 

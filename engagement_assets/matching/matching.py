@@ -1,6 +1,6 @@
 """Stage 3: attach each response to the lesson-tracking row it belongs to.
 
-Two rules (SPEC §3):
+Two rules (README, "Stage 3"):
 - `nearest` (the original system's): the learner's lesson row whose time is nearest to the response,
   within ±5 minutes inclusive, ties to the earlier row.
 - `session_forward`: a lesson row of the response's own ContentSession, the first written at or after the

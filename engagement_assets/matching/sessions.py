@@ -1,7 +1,7 @@
 """The lesson-tracking export of one learner (`<user_id>_learnerai_data.csv`) as typed rows.
 
 Only the columns the pipeline uses are read; timestamps with `Z` or an offset are converted to UTC, naive
-ones are taken as UTC, and the zone is dropped (SPEC §3, stage 3).
+ones are taken as UTC, and the zone is dropped (README, "Stage 3").
 """
 
 from __future__ import annotations

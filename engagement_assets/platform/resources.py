@@ -1,4 +1,4 @@
-"""Resources shared by every stage, built from the environment (SPEC §4)."""
+"""Resources shared by every stage, built from the environment (README, "Configuration")."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""A deliberately plain reading of SPEC §3 stage 1, used only to check the generator's planted truth."""
+"""A deliberately plain reading of the stage-1 rules (README, "Stage 1"), used only to check the generator's planted truth."""
 
 from __future__ import annotations
 

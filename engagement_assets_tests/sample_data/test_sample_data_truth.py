@@ -1,4 +1,4 @@
-"""The planted truth agrees with a plain reading of SPEC stage 1, file by file and per user."""
+"""The planted truth agrees with a plain reading of the stage-1 rules (README, "Stage 1"), file by file and per user."""
 
 from __future__ import annotations
 
