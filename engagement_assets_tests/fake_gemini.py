@@ -322,7 +322,7 @@ def unavailable_error() -> dict:
 
 
 def rate_limit_error(model: str, delay: float, limit: int | None, quota_id: str = PER_MINUTE_QUOTA) -> dict:
-    """The RESOURCE_EXHAUSTED body of GEMINI.md §1.7: QuotaFailure, Help, then RetryInfo."""
+    """The RESOURCE_EXHAUSTED (429) body the Gemini API sends: QuotaFailure, Help, then RetryInfo."""
     metric = "generativelanguage.googleapis.com/generate_content_paid_tier_requests"
     retry = format_duration(delay)
     message = (

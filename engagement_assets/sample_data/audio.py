@@ -1,6 +1,6 @@
 """Recordings in the audio bucket: 16 kHz mono PCM WAV as RecordRTC uploads them, plus the real-world faults.
 
-Faults (DATA_FORMATS §7): silent clips, clipped (overdriven) clips, WebM/Opus uploaded under a `.wav` key, and
+Faults seen in real recordings: silent clips, clipped (overdriven) clips, WebM/Opus uploaded under a `.wav` key, and
 keys whose upload failed so no object exists.
 """
 

@@ -1,4 +1,4 @@
-"""Telemetry of other ALL apps sharing the table (DATA_FORMATS §10.9): page views, taps, logins, errors.
+"""Telemetry of other ALL apps sharing the table: page views, taps, logins, errors.
 
 None of it is a learner's spoken answer, so it only adds volume and variety for stage 1 to drop.
 """

@@ -1,4 +1,4 @@
-"""Sunbird telemetry v3 events as learner-ai-app emits them (DATA_FORMATS §3, §6)."""
+"""Sunbird telemetry v3 events as learner-ai-app emits them (README, "Stage 1")."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Where a learner's id sits in an event, per app build (DATA_FORMATS §4), and which id stage 1 must resolve.
+"""Where a learner's id sits in an event, per app build (docs/identity.md), and which id stage 1 must resolve.
 
 Each style states the expected `user_id` and `user_id_source` itself, so the ground truth comes from what was
 planted rather than from parsing the files back.

@@ -1,4 +1,4 @@
-"""Storage rows as the telemetry middleware stores them, in the export dialects of DATA_FORMATS §2.
+"""Storage rows as the telemetry middleware stores them, in the export dialects real exports come in (JSON array or JSONL, extended JSON).
 
 One event (or, rarely, a whole batch list) goes into one row; the batch envelope fields surround it.
 """
