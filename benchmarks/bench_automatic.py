@@ -218,10 +218,10 @@ def summarise(compare: dict, scale: dict | None) -> dict:
                     b["all_learners_features_s"] / o["all_learners_features_s"], 1
                 )
     day2 = baseline.get("day2_known_learners", {})
-    if scale and day2.get("all_learners_features_s") and day2.get("learners"):
+    scale_day2 = (scale or {}).get("ours", {}).get("day2_known_learners", {})
+    if scale_day2 and day2.get("all_learners_features_s") and day2.get("learners"):
         per_learner = day2["all_learners_features_s"] / day2["learners"]
-        learners = scale["ours"]["day2_known_learners"]["learners"]
-        summary["scale_day2_baseline_EXTRAPOLATED_s"] = round(per_learner * learners, 0)
+        summary["scale_day2_baseline_EXTRAPOLATED_s"] = round(per_learner * scale_day2["learners"], 0)
     return summary
 
 

@@ -30,8 +30,12 @@ def learner_spans(
     runs of affected keys joined across at most `max_gap` untouched keys (never across a busy one), each
     span at most `max_span` keys long."""
     wanted, blocked = set(affected), set(busy)
-    positions = [index for index, key in enumerate(order) if key in wanted and key not in blocked]
-    busy_positions = [index for index, key in enumerate(order) if key in blocked] if blocked else []
+    positions, busy_positions = [], []
+    for index, key in enumerate(order):  # one pass: the order holds every learner ever registered
+        if key in blocked:
+            busy_positions.append(index)
+        elif key in wanted:
+            positions.append(index)
     spans: list[tuple[int, int]] = []
     for position in positions:
         if spans:
