@@ -14,6 +14,7 @@ import dagster as dg
 from engagement_assets.analysis.assets import audio_analysis
 from engagement_assets.audio.assets import response_audio
 from engagement_assets.automation.batches import RefreshState, keys_in_spans, learner_spans
+from engagement_assets.automation.partition_order import PartitionOrder, confirmed, partition_order
 from engagement_assets.automation.watch import change_key, newer_files
 from engagement_assets.features.assets import phase_features, phase_level_engagement
 from engagement_assets.ingestion.assets import cleaned_telemetry
@@ -117,14 +118,13 @@ def learners_sensor(context: dg.SensorEvaluationContext, warehouse: StoreResourc
         return dg.SensorResult(cursor=context.cursor)
     drops = sorted({record.partition_key for record in records.records if record.partition_key})
     learners = learners_in_drops(warehouse.store(), drops) if drops else []
-    registered = context.instance.get_dynamic_partitions(users.name)
-    known = set(registered)
-    new = [learner for learner in learners if learner not in known]
+    registered = _registered_learners(context.instance, [*state.waiting, *learners])
+    new = [learner for learner in learners if learner not in registered.members]
     # New keys are appended in this order, so they extend the partition order the runs' ranges follow.
     return _refresh(
         context,
         RefreshState(records.cursor if records.records else state.seen, state.waiting, state.round),
-        order=[*registered, *new],
+        order=[*registered.keys, *new],
         affected=[*state.waiting, *learners],
         max_span=NETWORK_LEARNERS_PER_RUN,
         assets=DROP_REFRESH,
@@ -155,7 +155,7 @@ def sessions_sensor(context: dg.SensorEvaluationContext, landing: StoreResource)
     return _refresh(
         context,
         RefreshState(seen, state.waiting, state.round),
-        order=context.instance.get_dynamic_partitions(users.name),
+        order=_registered_learners(context.instance, [*state.waiting, *changed]).keys,
         affected=[*state.waiting, *changed],
         max_span=LEARNERS_PER_RUN,
         assets=SESSIONS_REFRESH,
@@ -203,16 +203,25 @@ def _runs_in_flight(instance: dg.DagsterInstance, assets: set[dg.AssetKey]) -> l
 
 
 def _known_learners(instance: dg.DagsterInstance, segments: set[str]) -> list[str]:
-    """The registered learners whose storage segments these are. Looked up one by one: listing every
-    learner each tick would cost seconds at millions of learners."""
-    known = [
-        key for key in segments if not is_digest(key) and instance.has_dynamic_partition(users.name, key)
-    ]
+    """The registered learners whose storage segments these are: looked up, not listed (listing every
+    learner each tick would cost seconds at millions of learners)."""
+    plain = [segment for segment in segments if not is_digest(segment)]
+    known = list(instance.get_existing_dynamic_partitions(users.name, plain)) if plain else []
     if any(is_digest(segment) for segment in segments):
         known += [
-            key for key in instance.get_dynamic_partitions(users.name) if storage_segment(key) in segments
+            key for key in partition_order(instance, users.name).keys if storage_segment(key) in segments
         ]
     return sorted(set(known))
+
+
+def _registered_learners(instance: dg.DagsterInstance, acting_on: list[str]) -> PartitionOrder:
+    """The registered learners in partition order, read afresh when one of the learners a tick acts on has
+    been deleted since the order was read (a run over a range must name registered keys, and a deleted
+    learner found in a drop must be registered again)."""
+    order = partition_order(instance, users.name)
+    if confirmed(instance, users.name, [key for key in acting_on if key in order.members]):
+        return order
+    return partition_order(instance, users.name)
 
 
 def _refresh(

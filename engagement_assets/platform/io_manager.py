@@ -32,6 +32,7 @@ from engagement_assets.storage.store import Store, open_store
 from engagement_assets.storage.tables import check_schema, conform
 
 LAYOUT_METADATA = "engagement/partition_layout"
+STAGE_METADATA_PREFIX = b"engagement."
 DAILY_HIVE = "daily_hive"
 
 
@@ -133,7 +134,7 @@ def _write(store: Store, location: str, value, schema: pa.Schema, asset: str) ->
             value.discard()
         rows = value.rows
     else:
-        table = conform(value, schema, asset)
+        table = _with_stage_metadata(conform(value, schema, asset), value)
         with tempfile.TemporaryDirectory(prefix="parquet-io-") as scratch:
             store.put_file(write_parquet(table, Path(scratch) / "value.parquet"), location)
         rows, first_rows = table.num_rows, table.slice(0, PREVIEW_ROWS)
@@ -142,6 +143,17 @@ def _write(store: Store, location: str, value, schema: pa.Schema, asset: str) ->
         "storage": dg.MetadataValue.path(store.uri(location)),
         "preview": preview(first_rows),
     }
+
+
+def _with_stage_metadata(table: pa.Table, value) -> pa.Table:
+    """Keep the file-level notes a stage attached to its table (keys starting `engagement.`, such as what
+    stage 2 built a learner's rows from); the columns are the declared ones either way."""
+    notes = {
+        key: note
+        for key, note in ((value.schema.metadata or {}) if isinstance(value, pa.Table) else {}).items()
+        if key.startswith(STAGE_METADATA_PREFIX)
+    }
+    return table.replace_schema_metadata({**(table.schema.metadata or {}), **notes}) if notes else table
 
 
 def _first_rows(parts: ParquetParts, schema: pa.Schema) -> pa.Table:

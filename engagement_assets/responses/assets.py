@@ -21,8 +21,10 @@ from engagement_assets.responses.extract import extract_learner_responses
 def user_responses(context: dg.AssetExecutionContext, warehouse: StoreResource) -> dg.Output:
     """One learner's scorable English responses from every telemetry drop, deduplicated on
     (event_mid, event_ets) keeping the earliest copy, in the order they were received (created_at).
-    The run's summary reconciles with stage 1: the learners' rows in the cleaned drops are their rows here
-    plus the copies of responses that several drops hold."""
+    A refresh reads only the drops cleaned since a learner's responses were stored and carries the stored
+    rows over; a learner whose drops changed is rebuilt from every drop. The run's summary reconciles: rows
+    read from cleaned drops plus rows carried over are the rows here plus the copies of responses that
+    several drops hold."""
     learners = learners_of(context)
     extraction = extract_learner_responses(warehouse.store(), learners)
     rows = {learner: table.num_rows for learner, table in extraction.responses.items()}
@@ -32,7 +34,10 @@ def user_responses(context: dg.AssetExecutionContext, warehouse: StoreResource) 
     summary = {
         "learners": len(learners),
         "learners_without_responses": len(without),
-        "rows_in_cleaned_drops": extraction.rows_read,
+        "rows_read_from_cleaned_drops": extraction.rows_read,
+        "rows_carried_from_stored_responses": extraction.rows_carried,
+        "learners_rebuilt_from_every_drop": extraction.learners_rebuilt,
+        "cleaned_parts_read": extraction.parts_read,
         "rows": int(sum(rows.values())),
         "duplicates_across_drops": extraction.duplicates_across_drops,
     }

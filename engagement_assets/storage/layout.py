@@ -81,7 +81,12 @@ def partition_file_keys(store, asset: str) -> list[str]:
 
 def partition_part_keys(store, asset: str) -> list[str]:
     """The stored parts of every partition of a parts asset, sorted."""
-    return _layout_files(store, asset, depth=2)
+    return [stored.key for stored in partition_parts(store, asset)]
+
+
+def partition_parts(store, asset: str) -> list:
+    """The stored parts (`StoredFile`: key, size, time written) of every partition of a parts asset, sorted."""
+    return _layout_entries(store, asset, depth=2)
 
 
 def day_part_keys(store, asset: str) -> list[str]:
@@ -133,7 +138,11 @@ def segment_of_sessions_key(key: str) -> str | None:
 
 
 def _layout_files(store, asset: str, depth: int) -> list[str]:
-    """Keys `<asset>/<depth segments>` ending in `.parquet`, none of them hidden."""
+    return [stored.key for stored in _layout_entries(store, asset, depth)]
+
+
+def _layout_entries(store, asset: str, depth: int) -> list:
+    """Stored files `<asset>/<depth segments>` ending in `.parquet`, none of them hidden."""
     found = []
     for stored in store.list_files(asset + "/"):
         segments = stored.key.split("/")
@@ -142,5 +151,5 @@ def _layout_files(store, asset: str, depth: int) -> list[str]:
             and stored.key.endswith(PARQUET)
             and not any(segment.startswith(".") for segment in segments)
         ):
-            found.append(stored.key)
+            found.append(stored)
     return found

@@ -41,9 +41,9 @@ def tick(sensor, instance, cursor=None, **resources):
 PER_LEARNER = ("user_responses", "merged_responses", "response_audio", "audio_analysis", "phase_features")
 
 
-def covered(instance, request: dg.RunRequest) -> list[str]:
-    """The learners a ranged run request covers, in partition order."""
-    order = instance.get_dynamic_partitions(users.name)
+def covered(instance, request: dg.RunRequest, registered_with: tuple[str, ...] = ()) -> list[str]:
+    """The learners a ranged run request covers, in partition order (with the keys the same tick registers)."""
+    order = [*instance.get_dynamic_partitions(users.name), *registered_with]
     first, last = request.tags[PARTITION_RANGE_START], request.tags[PARTITION_RANGE_END]
     return order[order.index(first) : order.index(last) + 1]
 
@@ -142,6 +142,23 @@ def test_learners_sensor_registers_learners_of_cleaned_drops_and_refreshes_known
         batch.tags["dagster/asset_partition_range_start"],
         batch.tags["dagster/asset_partition_range_end"],
     ) == (new[0], added[-1])
+
+
+def test_a_learner_deleted_in_the_ui_is_registered_again_when_a_drop_holds_them(instance, tmp_path, golden):
+    resources = resources_for(str(tmp_path / "w"), str(golden / "landing"))
+    warehouse = StoreResource(url=str(tmp_path / "w"))
+    materialize_drops(instance, resources, DROPS[:1])
+    first = tick(learners_sensor, instance, warehouse=warehouse)
+    learners = first.dynamic_partitions_requests[0].partition_keys
+    register_partitions(instance, users, learners)
+    tick(learners_sensor, instance, cursor=first.cursor, warehouse=warehouse)  # the order is now kept
+    instance.delete_dynamic_partition(users.name, learners[0])
+    materialize_drops(instance, resources, DROPS[:1])
+    again = tick(learners_sensor, instance, cursor=first.cursor, warehouse=warehouse)
+    assert again.dynamic_partitions_requests[0].partition_keys == [learners[0]]
+    assert {
+        key for request in again.run_requests for key in covered(instance, request, (learners[0],))
+    } == set(learners)
 
 
 def test_learners_sensor_refreshes_scattered_known_learners_in_few_ranged_runs(instance, tmp_path, golden):

@@ -112,6 +112,20 @@ def test_a_value_that_drifts_from_the_declared_schema_fails_naming_asset_and_col
     assert not (tmp_path / "scores").exists()
 
 
+def test_a_stage_s_own_file_notes_are_stored_and_nothing_else_of_its_schema(instance, tmp_path):
+    @dg.asset(partitions_def=learners, name="scores", metadata=table_metadata(SCORES))
+    def noted() -> pa.Table:
+        table = pa.Table.from_pandas(scores_of("u1"), preserve_index=False)
+        return table.replace_schema_metadata({b"engagement.built_from": b"d1", b"other": b"x"})
+
+    register_partitions(instance, learners, ["u1"])
+    resources = {"io_manager": ParquetIOManager(storage_url=str(tmp_path))}
+    assert dg.materialize([noted], partition_key="u1", instance=instance, resources=resources).success
+    stored = pq.read_schema(tmp_path / "scores" / "u1.parquet")
+    assert stored.metadata == {b"engagement.built_from": b"d1"}
+    assert stored.remove_metadata() == SCORES
+
+
 def test_downstream_loads_one_partition_or_all_of_them(instance, storage_url):
     register_partitions(instance, learners, ["u1", "u2"])
     resources = {"io_manager": ParquetIOManager(storage_url=storage_url)}
