@@ -208,7 +208,11 @@ def test_every_asset_keeps_one_schema_correct_metadata_and_every_learner(instanc
     )
     summary = _batch_summary(result, "user_responses")
     assert summary["rows_carried_from_stored_responses"] == 0
-    assert kept == summary["rows_read_from_cleaned_drops"] == summary["rows"] + summary["duplicates_across_drops"]
+    assert (
+        kept
+        == summary["rows_read_from_cleaned_drops"]
+        == summary["rows"] + summary["duplicates_across_drops"]
+    )
     assert (summary["rows"], summary["duplicates_across_drops"]) == (24, 6)
 
     merged = query(

@@ -56,6 +56,9 @@ def _any_between(sorted_positions: list[int], low: int, high: int) -> bool:
 
 def keys_in_spans(order: Sequence[str], spans: Iterable[tuple[str, str]]) -> set[str]:
     """Every key a set of (first, last) ranges of `order` covers; ranges naming unknown keys cover none."""
+    spans = list(spans)
+    if not spans:
+        return set()
     position = {key: index for index, key in enumerate(order)}
     covered: set[str] = set()
     for first, last in spans:

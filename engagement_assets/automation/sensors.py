@@ -15,7 +15,7 @@ from engagement_assets.analysis.assets import audio_analysis
 from engagement_assets.audio.assets import response_audio
 from engagement_assets.automation.batches import RefreshState, keys_in_spans, learner_spans
 from engagement_assets.automation.partition_order import PartitionOrder, confirmed, partition_order
-from engagement_assets.automation.watch import change_key, newer_files
+from engagement_assets.automation.watch import change_key, looks_back_to, newer_files
 from engagement_assets.features.assets import phase_features, phase_level_engagement
 from engagement_assets.ingestion.assets import cleaned_telemetry
 from engagement_assets.matching.assets import merged_responses
@@ -79,7 +79,9 @@ def telemetry_drop_sensor(context: dg.SensorEvaluationContext, landing: StoreRes
     partition and cleans it."""
     files = {
         stored: key
-        for stored in landing.store().list_files(layout.TELEMETRY_PREFIX)
+        for stored in landing.store().list_files(
+            layout.TELEMETRY_PREFIX, modified_since=looks_back_to(context.cursor)
+        )
         if (key := layout.drop_of_telemetry_key(stored.key)) is not None
     }
     fresh, cursor = newer_files(files, context.cursor, DROPS_PER_TICK)
@@ -142,7 +144,9 @@ def sessions_sensor(context: dg.SensorEvaluationContext, landing: StoreResource)
     export landed or changed, in ranged runs of up to ENGAGEMENT_LEARNERS_PER_RUN learners."""
     state = RefreshState.parse(context.cursor)
     fresh, seen = newer_files(
-        landing.store().list_files(layout.SESSIONS_PREFIX), state.seen, SESSION_FILES_PER_TICK
+        landing.store().list_files(layout.SESSIONS_PREFIX, modified_since=looks_back_to(state.seen)),
+        state.seen,
+        SESSION_FILES_PER_TICK,
     )
     modified = {
         segment: stored.modified

@@ -34,6 +34,13 @@ def newer_files(
     return fresh, json.dumps({"mark": mark, "recent": window}, sort_keys=True)
 
 
+def looks_back_to(cursor: str | None) -> float | None:
+    """The oldest modification time `newer_files` can still hand out with this cursor (None: any), so a
+    listing can leave older files out."""
+    mark, _ = _state(cursor)
+    return None if mark == float("-inf") else mark - OVERLAP_SECONDS
+
+
 def change_key(stored: StoredFile) -> str:
     """Names one version of a file: a run key that repeats only when nothing changed."""
     return f"{stored.key}@{stored.modified:.6f}:{stored.size}"

@@ -47,8 +47,9 @@ class Store:
     def exists(self, key: str) -> bool:
         raise NotImplementedError
 
-    def list_files(self, prefix: str = "") -> list[StoredFile]:
-        """Files under `prefix` (recursively), temp files excluded, sorted by key."""
+    def list_files(self, prefix: str = "", modified_since: float | None = None) -> list[StoredFile]:
+        """Files under `prefix` (recursively), temp files excluded, sorted by key; with `modified_since`
+        (epoch seconds) only those written at or after it."""
         raise NotImplementedError
 
     def size(self, key: str) -> int | None:
@@ -115,11 +116,13 @@ class LocalStore(Store):
     def exists(self, key: str) -> bool:
         return self.path(key).is_file()
 
-    def list_files(self, prefix: str = "") -> list[StoredFile]:
+    def list_files(self, prefix: str = "", modified_since: float | None = None) -> list[StoredFile]:
         base = self.path(prefix) if prefix.endswith("/") or not prefix else self.path(prefix).parent
         if not base.is_dir():
             return []
-        # scandir with keys built as text: the sensors list a folder of one file per learner every tick.
+        # scandir with keys built as text, old files dropped before anything is made of them: the sessions
+        # sensor lists a folder of one file per learner every tick.
+        since = float("-inf") if modified_since is None else modified_since
         found = []
         folders = [(str(base), base.relative_to(self.root).as_posix() + "/" if base != self.root else "")]
         while folders:
@@ -133,7 +136,8 @@ class LocalStore(Store):
                         folders.append((entry.path, key + "/"))
                     elif key.startswith(prefix) and entry.is_file():
                         stat = entry.stat()
-                        found.append(StoredFile(key, stat.st_size, stat.st_mtime))
+                        if stat.st_mtime >= since:
+                            found.append(StoredFile(key, stat.st_size, stat.st_mtime))
         return sorted(found, key=lambda stored: stored.key)
 
     def size(self, key: str) -> int | None:
@@ -217,14 +221,17 @@ class S3Store(Store):
             raise
         return head["ContentLength"]
 
-    def list_files(self, prefix: str = "") -> list[StoredFile]:
+    def list_files(self, prefix: str = "", modified_since: float | None = None) -> list[StoredFile]:
         strip = len(self.object_key(""))
+        since = float("-inf") if modified_since is None else modified_since
         found = []
         for page in self.client.get_paginator("list_objects_v2").paginate(
             Bucket=self.bucket, Prefix=self.object_key(prefix)
         ):
             for item in page.get("Contents", []):
-                found.append(StoredFile(item["Key"][strip:], item["Size"], item["LastModified"].timestamp()))
+                modified = item["LastModified"].timestamp()
+                if modified >= since:
+                    found.append(StoredFile(item["Key"][strip:], item["Size"], modified))
         return sorted(found, key=lambda stored: stored.key)
 
     def open_read(self, key: str) -> BinaryIO:

@@ -19,7 +19,7 @@ from engagement_assets.automation.sensors import (
     sessions_sensor,
     telemetry_drop_sensor,
 )
-from engagement_assets.automation.watch import newer_files
+from engagement_assets.automation.watch import looks_back_to, newer_files
 from engagement_assets.definitions import defs
 from engagement_assets.matching.assets import merged_responses
 from engagement_assets.platform.partitions import register_partitions, users
@@ -28,7 +28,7 @@ from engagement_assets.platform.runs import PARTITION_RANGE_END, PARTITION_RANGE
 from engagement_assets.responses.assets import user_responses
 from engagement_assets.responses.extract import learners_in_drops
 from engagement_assets.storage import layout
-from engagement_assets.storage.store import StoredFile
+from engagement_assets.storage.store import LocalStore, StoredFile
 from engagement_assets_tests.ingestion.test_golden_ingestion import DROPS
 from engagement_assets_tests.pipeline import materialize_drops, materialize_learner, resources_for
 
@@ -334,3 +334,15 @@ def test_an_export_already_read_by_its_learners_last_matching_is_not_matched_aga
     os.utime(landing / layout.sessions_key(matched), (later, later))
     second = tick(sessions_sensor, instance, cursor=first.cursor, landing=store)
     assert [covered(instance, request) for request in second.run_requests] == [[matched]]
+
+
+def test_a_listing_leaves_out_files_older_than_the_cursor_can_hand_out(tmp_path):
+    store = LocalStore(tmp_path)
+    for name, age in (("old", 10_000), ("recent", 100), ("new", 0)):
+        store.put_bytes(b"x", f"sessions/{name}")
+        stamp = time.time() - age
+        os.utime(store.path(f"sessions/{name}"), (stamp, stamp))
+    _, cursor = newer_files(store.list_files("sessions/"), None, limit=10)
+    listed = store.list_files("sessions/", modified_since=looks_back_to(cursor))
+    assert [f.key for f in listed] == ["sessions/new", "sessions/recent"]
+    assert looks_back_to(None) is None and len(store.list_files("sessions/", modified_since=None)) == 3

@@ -52,6 +52,13 @@ def test_write_list_read_delete(store, tmp_path):
     assert store.list_files("asset/") == []
 
 
+def test_a_listing_can_leave_out_files_written_before_a_time(store, tmp_path):
+    store.put_bytes(b"one", "asset/a.parquet", scratch=tmp_path)
+    (written,) = store.list_files("asset/")
+    assert store.list_files("asset/", modified_since=written.modified) == [written]
+    assert store.list_files("asset/", modified_since=written.modified + 1) == []
+
+
 def test_replace_folder_leaves_exactly_the_new_files(store, tmp_path):
     store.replace_folder(
         "t/p",
