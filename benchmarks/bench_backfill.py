@@ -86,7 +86,7 @@ def prepare(home: Path, env: dict[str, str], learners: int, seed: int) -> dict:
 
     from engagement_assets.analysis.assets import audio_analysis
     from engagement_assets.audio.assets import response_audio
-    from engagement_assets.definitions import ASSETS
+    from engagement_assets.engagement_pipeline import ASSETS
     from engagement_assets.platform.partitions import register_partitions, users
     from engagement_assets.platform.resources import build_resources
     from engagement_assets.platform.runs import materialize_partition_range

@@ -76,12 +76,10 @@ def drop_spec(sizes: Sizes, share: str) -> DropSpec:
 
 
 def learners_per_run() -> int:
-    """The batch size of a multi-run backfill of user_responses (LEARNERS_PER_RUN; imports Dagster)."""
-    try:
-        from engagement_assets.platform.partitions import LEARNERS_PER_RUN
-    except ImportError:  # where it was first defined
-        from engagement_assets.responses.assets import LEARNERS_PER_RUN
-    return LEARNERS_PER_RUN
+    """The batch size of a multi-run backfill of user_responses (ENGAGEMENT_LEARNERS_PER_RUN)."""
+    from engagement_assets.settings import Settings
+
+    return Settings.from_env().learners_per_run
 
 
 # -------------------------------------------------------------------------------------------- stage 1

@@ -17,7 +17,7 @@ import dagster as dg
 from engagement_assets.analysis.assets import audio_analysis
 from engagement_assets.audio.assets import response_audio
 from engagement_assets.conversations.demo import run_conversation_demo
-from engagement_assets.definitions import ASSETS
+from engagement_assets.engagement_pipeline import ASSETS
 from engagement_assets.features.assets import phase_features, phase_level_engagement
 from engagement_assets.ingestion.assets import cleaned_telemetry, landed_drops
 from engagement_assets.matching.assets import merged_responses

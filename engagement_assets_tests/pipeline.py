@@ -8,7 +8,7 @@ import dagster as dg
 import numpy as np
 import pandas as pd
 
-from engagement_assets.definitions import ASSETS
+from engagement_assets.engagement_pipeline import ASSETS
 from engagement_assets.ingestion.assets import cleaned_telemetry
 from engagement_assets.platform.partitions import register_partitions, telemetry_drops, users
 from engagement_assets.platform.resources import build_resources

@@ -24,7 +24,7 @@ import pytest
 from engagement_assets import learner_id, learner_key
 from engagement_assets.analysis.assets import audio_analysis
 from engagement_assets.audio.assets import response_audio
-from engagement_assets.definitions import ASSETS
+from engagement_assets.engagement_pipeline import ASSETS
 from engagement_assets.features.assets import phase_features, phase_level_engagement
 from engagement_assets.matching.assets import merged_responses
 from engagement_assets.matching.sessions import sessions_key

@@ -22,6 +22,7 @@ from engagement_assets.platform.metadata import (
     table_metadata,
 )
 from engagement_assets.platform.partitions import learners_of, network_batches, users
+from engagement_assets.platform.pools import GEMINI_POOL
 from engagement_assets.platform.resources import GeminiResource, PipelineResource, StoreResource
 from engagement_assets.storage import layout
 from engagement_assets.storage.parquet import read_parquet
@@ -51,7 +52,7 @@ class AnalysisConfig(dg.Config):
     partitions_def=users,
     deps=[response_audio],
     backfill_policy=network_batches,
-    pool="audio_analysis",
+    pool=GEMINI_POOL,
     group_name="analysis",
     kinds={"gemini", "parquet"},
     metadata=table_metadata(ANALYSIS_SCHEMA),

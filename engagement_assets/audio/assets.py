@@ -28,6 +28,7 @@ from engagement_assets.platform.metadata import (
     table_metadata,
 )
 from engagement_assets.platform.partitions import learners_of, network_batches, users
+from engagement_assets.platform.pools import AUDIO_DOWNLOAD_POOL
 from engagement_assets.platform.resources import StoreResource
 from engagement_assets.storage import layout
 from engagement_assets.storage.parquet import read_parquet
@@ -54,7 +55,7 @@ class AudioDownloadConfig(dg.Config):
 @dg.asset(
     partitions_def=users,
     backfill_policy=network_batches,
-    pool="audio_download",
+    pool=AUDIO_DOWNLOAD_POOL,
     group_name="audio",
     kinds={"s3", "parquet"},
     metadata=table_metadata(MANIFEST_SCHEMA),

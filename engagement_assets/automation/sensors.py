@@ -6,7 +6,6 @@ the learner whose export landed), not by evaluating a condition over every learn
 minutes at a million learners. The all-learner table follows its own sensor for the same reason;
 declarative automation drives the conversation group."""
 
-import os
 import time
 
 import dagster as dg
@@ -19,16 +18,12 @@ from engagement_assets.automation.watch import change_key, looks_back_to, newer_
 from engagement_assets.features.assets import phase_features, phase_level_engagement
 from engagement_assets.ingestion.assets import cleaned_telemetry
 from engagement_assets.matching.assets import merged_responses
-from engagement_assets.platform.partitions import (
-    LEARNERS_PER_RUN,
-    NETWORK_LEARNERS_PER_RUN,
-    telemetry_drops,
-    users,
-)
+from engagement_assets.platform.partitions import NETWORK_LEARNERS_PER_RUN, telemetry_drops, users
 from engagement_assets.platform.resources import StoreResource
 from engagement_assets.platform.runs import PARTITION_RANGE_END, PARTITION_RANGE_START
 from engagement_assets.responses.assets import user_responses
 from engagement_assets.responses.extract import learners_in_drops
+from engagement_assets.settings import Settings
 from engagement_assets.storage import layout
 from engagement_assets.storage.keys import is_digest, storage_segment
 
@@ -36,13 +31,12 @@ from engagement_assets.storage.keys import is_digest, storage_segment
 DROPS_PER_TICK = 25
 DROP_EVENTS_PER_TICK = 25
 SESSION_FILES_PER_TICK = 200
-# How often the sensors look (seconds); tests shorten it.
-TICK_SECONDS = int(os.environ.get("ENGAGEMENT_SENSOR_INTERVAL_SECONDS", "30"))
 # The landing area's telemetry folder holds a few files and a drop should start within seconds; the
-# learners sensor costs one event-log query when nothing was cleaned. Both look more often than the
-# sessions sensor, whose folder holds a file per learner.
-DROP_TICK_SECONDS = min(TICK_SECONDS, 10)
-REFRESH_TICK_SECONDS = min(TICK_SECONDS, 5)
+# learners and table sensors cost one event-log query when nothing changed. They look at least this often,
+# more often than the sessions sensor (ENGAGEMENT_SENSOR_INTERVAL_SECONDS), whose folder holds a file per
+# learner.
+DROP_TICK_SECONDS = 10
+REFRESH_TICK_SECONDS = 5
 
 _IN_FLIGHT = [
     dg.DagsterRunStatus.QUEUED,
@@ -67,14 +61,10 @@ DROP_REFRESH = [user_responses, merged_responses, response_audio, audio_analysis
 # analysis follow the responses alone.
 SESSIONS_REFRESH = [merged_responses, phase_features]
 _LEARNER_ASSETS = {spec.key for spec in DROP_REFRESH}
+_RUNNING = dg.DefaultSensorStatus.RUNNING
 
 
-@dg.sensor(
-    target=[cleaned_telemetry],
-    minimum_interval_seconds=DROP_TICK_SECONDS,
-    default_status=dg.DefaultSensorStatus.RUNNING,
-)
-def telemetry_drop_sensor(context: dg.SensorEvaluationContext, landing: StoreResource) -> dg.SensorResult:
+def register_new_drops(context: dg.SensorEvaluationContext, landing: StoreResource) -> dg.SensorResult:
     """Registers each file landing under `<landing>/telemetry/` (or rewritten there) as a telemetry_drops
     partition and cleans it."""
     files = {
@@ -100,15 +90,12 @@ def telemetry_drop_sensor(context: dg.SensorEvaluationContext, landing: StoreRes
     )
 
 
-@dg.sensor(
-    target=DROP_REFRESH,
-    minimum_interval_seconds=REFRESH_TICK_SECONDS,
-    default_status=dg.DefaultSensorStatus.RUNNING,
-)
-def learners_sensor(context: dg.SensorEvaluationContext, warehouse: StoreResource) -> dg.SensorResult:
+def refresh_learners_of_drops(
+    context: dg.SensorEvaluationContext, warehouse: StoreResource
+) -> dg.SensorResult:
     """After drops are cleaned, registers the learners they hold as `users` partitions and carries exactly
     those learners, new and known alike, through every per-learner stage (responses, matching, recordings,
-    analysis, phase features) in ranged runs of up to ENGAGEMENT_NETWORK_LEARNERS_PER_RUN learners: one
+    analysis, phase features) in ranged runs of up to NETWORK_LEARNERS_PER_RUN (50) learners: one
     tick from a cleaned drop to its learners' features, a few runs however many learners it touches."""
     state = RefreshState.parse(context.cursor)
     records = context.instance.fetch_materializations(
@@ -134,12 +121,9 @@ def learners_sensor(context: dg.SensorEvaluationContext, warehouse: StoreResourc
     )
 
 
-@dg.sensor(
-    target=SESSIONS_REFRESH,
-    minimum_interval_seconds=TICK_SECONDS,
-    default_status=dg.DefaultSensorStatus.RUNNING,
-)
-def sessions_sensor(context: dg.SensorEvaluationContext, landing: StoreResource) -> dg.SensorResult:
+def refresh_learners_of_sessions(
+    context: dg.SensorEvaluationContext, landing: StoreResource, learners_per_run: int
+) -> dg.SensorResult:
     """Re-matches the responses and rebuilds the phase features of the known learners whose lesson-tracking
     export landed or changed, in ranged runs of up to ENGAGEMENT_LEARNERS_PER_RUN learners."""
     state = RefreshState.parse(context.cursor)
@@ -161,7 +145,7 @@ def sessions_sensor(context: dg.SensorEvaluationContext, landing: StoreResource)
         RefreshState(seen, state.waiting, state.round),
         order=_registered_learners(context.instance, [*state.waiting, *changed]).keys,
         affected=[*state.waiting, *changed],
-        max_span=LEARNERS_PER_RUN,
+        max_span=learners_per_run,
         assets=SESSIONS_REFRESH,
     )
 
@@ -271,12 +255,7 @@ def learners_in_flight(instance: dg.DagsterInstance, order: list[str]) -> set[st
     return (singles & set(order)) | keys_in_spans(order, spans)
 
 
-@dg.sensor(
-    target=[phase_level_engagement],
-    minimum_interval_seconds=REFRESH_TICK_SECONDS,
-    default_status=dg.DefaultSensorStatus.RUNNING,
-)
-def engagement_table_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult | dg.SkipReason:
+def rebuild_engagement_table(context: dg.SensorEvaluationContext) -> dg.SensorResult | dg.SkipReason:
     """Rebuilds the all-learner table (with its CSV export and report) after learners' phase features
     changed, once no per-learner run is in flight, so a drop refreshed in several runs rebuilds it once; at
     the latest TABLE_HOLD_SECONDS after the first change, so a day-long backfill still shows progress. It
@@ -300,18 +279,52 @@ def engagement_table_sensor(context: dg.SensorEvaluationContext) -> dg.SensorRes
     )
 
 
-# The conversation group follows its parents by its automation conditions.
-automation_sensor = dg.AutomationConditionSensorDefinition(
-    "downstream_automation",
-    target=dg.AssetSelection.all(),
-    default_status=dg.DefaultSensorStatus.RUNNING,
-    minimum_interval_seconds=TICK_SECONDS,
-)
+def build_sensors(settings: Settings) -> list[dg.SensorDefinition]:
+    """The engagement group's sensors, looking as often as the settings say, and the automation sensor
+    (which the conversation group's conditions need)."""
+    every = settings.sensor_interval_seconds
 
-SENSORS = [
-    telemetry_drop_sensor,
-    learners_sensor,
-    sessions_sensor,
-    engagement_table_sensor,
-    automation_sensor,
-]
+    @dg.sensor(
+        target=[cleaned_telemetry.key],
+        minimum_interval_seconds=min(every, DROP_TICK_SECONDS),
+        default_status=_RUNNING,
+        description=register_new_drops.__doc__,
+    )
+    def telemetry_drop_sensor(context: dg.SensorEvaluationContext, landing: StoreResource):
+        return register_new_drops(context, landing)
+
+    @dg.sensor(
+        target=[asset.key for asset in DROP_REFRESH],
+        minimum_interval_seconds=min(every, REFRESH_TICK_SECONDS),
+        default_status=_RUNNING,
+        description=refresh_learners_of_drops.__doc__,
+    )
+    def learners_sensor(context: dg.SensorEvaluationContext, warehouse: StoreResource):
+        return refresh_learners_of_drops(context, warehouse)
+
+    @dg.sensor(
+        target=[asset.key for asset in SESSIONS_REFRESH],
+        minimum_interval_seconds=every,
+        default_status=_RUNNING,
+        description=refresh_learners_of_sessions.__doc__,
+    )
+    def sessions_sensor(context: dg.SensorEvaluationContext, landing: StoreResource):
+        return refresh_learners_of_sessions(context, landing, settings.learners_per_run)
+
+    @dg.sensor(
+        target=[phase_level_engagement.key],
+        minimum_interval_seconds=min(every, REFRESH_TICK_SECONDS),
+        default_status=_RUNNING,
+        description=rebuild_engagement_table.__doc__,
+    )
+    def engagement_table_sensor(context: dg.SensorEvaluationContext):
+        return rebuild_engagement_table(context)
+
+    # The conversation group follows its parents by its automation conditions.
+    automation = dg.AutomationConditionSensorDefinition(
+        "downstream_automation",
+        target=dg.AssetSelection.all(),
+        default_status=_RUNNING,
+        minimum_interval_seconds=every,
+    )
+    return [telemetry_drop_sensor, learners_sensor, sessions_sensor, engagement_table_sensor, automation]

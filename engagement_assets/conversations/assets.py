@@ -1,8 +1,9 @@
 """The conversation-analytics asset group: NocoDB → per-day raw rows → daily analytics tables (Parquet under
-`year=/month=/day=`, and MongoDB when configured) → per-learner analytics and daily/weekly/monthly reports."""
+`year=/month=/day=`, and MongoDB when configured) → per-learner analytics and daily/weekly/monthly reports.
+Built from the group's settings by `build_conversation_group`."""
 
 import json
-import os
+from dataclasses import dataclass
 from datetime import date
 
 import dagster as dg
@@ -10,7 +11,6 @@ import pandas as pd
 import pyarrow as pa
 
 from engagement_assets.analysis.gemini import GeminiAnalyzer
-from engagement_assets.automation.sensors import TICK_SECONDS
 from engagement_assets.conversations import analytics
 from engagement_assets.conversations.categorize import CATEGORIES_SCHEMA, categories_table, categorize
 from engagement_assets.conversations.collect import load_state, read_raw_day, sync
@@ -22,34 +22,72 @@ from engagement_assets.conversations.model_categories import (
 )
 from engagement_assets.conversations.records import parse_rows
 from engagement_assets.conversations.resources import ConversationOptions, MongoResource, NocoDBResource
+from engagement_assets.conversations.settings import ConversationSettings
 from engagement_assets.platform.io_manager import DAILY_HIVE, LAYOUT_METADATA
 from engagement_assets.platform.metadata import counts_table, declared_schema, table_metadata
+from engagement_assets.platform.pools import GEMINI_POOL
 from engagement_assets.platform.resources import GeminiResource, StoreResource
 from engagement_assets.storage import layout
 from engagement_assets.storage.parquet import read_parquet
 
 GROUP = "conversations"
-CATEGORIZER = os.environ.get("CONVERSATION_CATEGORIZER", "").strip() or "rules"
-# Gemini's per-project request budget is shared with the audio analysis: the same pool keeps one step
-# spending it at a time.
-GEMINI_POOL = "audio_analysis"
 IO_MANAGER = "conversations_io_manager"
 AFFECTED_DAYS = "affected_days"
-days = dg.DailyPartitionsDefinition(
-    start_date=os.environ.get("CONVERSATIONS_START_DATE", "").strip() or "2024-01-01"
-)
-DAILY = {
-    "partitions_def": days,
-    "deps": ["nocodb_sync"],
-    "group_name": GROUP,
-    "io_manager_key": IO_MANAGER,
-    "metadata": {LAYOUT_METADATA: DAILY_HIVE},
-    "kinds": {"parquet"},
-}
 
 
-def _daily(schema: pa.Schema, **extra) -> dict:
-    return {**DAILY, "metadata": {**DAILY["metadata"], **table_metadata(schema)}, **extra}
+@dataclass(frozen=True)
+class ConversationGroup:
+    days: dg.DailyPartitionsDefinition
+    nocodb_sync: dg.AssetsDefinition
+    conversations: dg.AssetsDefinition
+    messages: dg.AssetsDefinition
+    translations: dg.AssetsDefinition
+    categories: dg.AssetsDefinition
+    user_analytics: dg.AssetsDefinition
+    analytics_reports: dg.AssetsDefinition
+    nocodb_sensor: dg.SensorDefinition
+
+    @property
+    def daily(self) -> list[dg.AssetsDefinition]:
+        return [self.conversations, self.messages, self.translations, self.categories]
+
+    @property
+    def assets(self) -> list[dg.AssetsDefinition]:
+        return [self.nocodb_sync, *self.daily, self.user_analytics, self.analytics_reports]
+
+
+def build_conversation_group(
+    settings: ConversationSettings, sensor_interval_seconds: int
+) -> ConversationGroup:
+    """The group's assets and sensor: daily partitions from CONVERSATIONS_START_DATE, the categorizer's pool
+    when it is Gemini, the sensor looking every `sensor_interval_seconds`."""
+    days = dg.DailyPartitionsDefinition(start_date=settings.start_date)
+    daily = [
+        _conversations_asset(days),
+        _messages_asset(days),
+        _translations_asset(days),
+        _categories_asset(days, settings.categorizer),
+    ]
+    return ConversationGroup(
+        days,
+        nocodb_sync,
+        *daily,
+        user_analytics,
+        analytics_reports,
+        _nocodb_sensor(days, daily, sensor_interval_seconds),
+    )
+
+
+def _daily(days: dg.DailyPartitionsDefinition, schema: pa.Schema, **extra) -> dict:
+    return {
+        "partitions_def": days,
+        "deps": ["nocodb_sync"],
+        "group_name": GROUP,
+        "io_manager_key": IO_MANAGER,
+        "metadata": {LAYOUT_METADATA: DAILY_HIVE, **table_metadata(schema)},
+        "kinds": {"parquet"},
+        **extra,
+    }
 
 
 @dg.asset(group_name=GROUP, kinds={"nocodb"})
@@ -75,79 +113,169 @@ def nocodb_sync(
     )
 
 
-@dg.asset(**_daily(analytics.CONVERSATIONS_SCHEMA))
-def conversations(
-    context: dg.AssetExecutionContext,
-    conversation_storage: StoreResource,
-    mongo: MongoResource,
-    conversation_options: ConversationOptions,
-):
-    """One row per conversation started that day (UTC): learner, channel, language, status, message counts
-    by side, duration, words, and how fast the tutor answered (first, mean, median seconds)."""
-    store, day = conversation_storage.store(), _day(context)
-    table = analytics.conversation_analytics(_raw(store, "conversations", day), _raw(store, "messages", day))
-    return _publish_day(context, mongo, "conversation_analytics", table, conversation_options)
+def _conversations_asset(days: dg.DailyPartitionsDefinition) -> dg.AssetsDefinition:
+    @dg.asset(**_daily(days, analytics.CONVERSATIONS_SCHEMA))
+    def conversations(
+        context: dg.AssetExecutionContext,
+        conversation_storage: StoreResource,
+        mongo: MongoResource,
+        conversation_options: ConversationOptions,
+    ):
+        """One row per conversation started that day (UTC): learner, channel, language, status, message counts
+        by side, duration, words, and how fast the tutor answered (first, mean, median seconds)."""
+        store, day = conversation_storage.store(), _day(context)
+        table = analytics.conversation_analytics(
+            _raw(store, "conversations", day), _raw(store, "messages", day)
+        )
+        return _publish_day(context, mongo, "conversation_analytics", table, conversation_options)
+
+    return conversations
 
 
-@dg.asset(**_daily(analytics.MESSAGES_SCHEMA))
-def messages(
-    context: dg.AssetExecutionContext,
-    conversation_storage: StoreResource,
-    mongo: MongoResource,
-    conversation_options: ConversationOptions,
-):
-    """Every message of the day's conversations, with its position, length, words, whether it has a
-    translation, and for a reply the seconds since the other side's last message."""
-    table = analytics.message_analytics(_raw(conversation_storage.store(), "messages", _day(context)))
-    context.add_output_metadata({"by_role": counts_table(_counts(table, "role"), "role")})
-    return _publish_day(context, mongo, "conversation_messages", table, conversation_options)
+def _messages_asset(days: dg.DailyPartitionsDefinition) -> dg.AssetsDefinition:
+    @dg.asset(**_daily(days, analytics.MESSAGES_SCHEMA))
+    def messages(
+        context: dg.AssetExecutionContext,
+        conversation_storage: StoreResource,
+        mongo: MongoResource,
+        conversation_options: ConversationOptions,
+    ):
+        """Every message of the day's conversations, with its position, length, words, whether it has a
+        translation, and for a reply the seconds since the other side's last message."""
+        table = analytics.message_analytics(_raw(conversation_storage.store(), "messages", _day(context)))
+        context.add_output_metadata({"by_role": counts_table(_counts(table, "role"), "role")})
+        return _publish_day(context, mongo, "conversation_messages", table, conversation_options)
+
+    return messages
 
 
-@dg.asset(**_daily(analytics.TRANSLATIONS_SCHEMA))
-def translations(
-    context: dg.AssetExecutionContext,
-    conversation_storage: StoreResource,
-    mongo: MongoResource,
-    conversation_options: ConversationOptions,
-):
-    """The day's messages that came with an English translation: original text and language beside it."""
-    table = analytics.translations(_raw(conversation_storage.store(), "messages", _day(context)))
-    context.add_output_metadata({"by_language": counts_table(_counts(table, "language"), "language")})
-    return _publish_day(context, mongo, "conversation_translations", table, conversation_options)
+def _translations_asset(days: dg.DailyPartitionsDefinition) -> dg.AssetsDefinition:
+    @dg.asset(**_daily(days, analytics.TRANSLATIONS_SCHEMA))
+    def translations(
+        context: dg.AssetExecutionContext,
+        conversation_storage: StoreResource,
+        mongo: MongoResource,
+        conversation_options: ConversationOptions,
+    ):
+        """The day's messages that came with an English translation: original text and language beside it."""
+        table = analytics.translations(_raw(conversation_storage.store(), "messages", _day(context)))
+        context.add_output_metadata({"by_language": counts_table(_counts(table, "language"), "language")})
+        return _publish_day(context, mongo, "conversation_translations", table, conversation_options)
+
+    return translations
 
 
-@dg.asset(**_daily(CATEGORIES_SCHEMA, pool=GEMINI_POOL if CATEGORIZER == "gemini" else None))
-def categories(
-    context: dg.AssetExecutionContext,
-    conversation_storage: StoreResource,
-    mongo: MongoResource,
-    conversation_options: ConversationOptions,
-    gemini: GeminiResource,
-):
-    """Topic, intent and sentiment of each of the day's conversations, each with a confidence in [0, 1],
-    from what the learner wrote (the English translation where there is one): by deterministic rules, or by
-    Gemini with CONVERSATION_CATEGORIZER=gemini (then `error` says why a conversation has none)."""
-    raw = _raw(conversation_storage.store(), "messages", _day(context))
+def _categories_asset(days: dg.DailyPartitionsDefinition, categorizer: str) -> dg.AssetsDefinition:
+    @dg.asset(**_daily(days, CATEGORIES_SCHEMA, pool=GEMINI_POOL if categorizer == "gemini" else None))
+    def categories(
+        context: dg.AssetExecutionContext,
+        conversation_storage: StoreResource,
+        mongo: MongoResource,
+        conversation_options: ConversationOptions,
+        gemini: GeminiResource,
+    ):
+        """Topic, intent and sentiment of each of the day's conversations, each with a confidence in [0, 1],
+        from what the learner wrote (the English translation where there is one): by deterministic rules, or by
+        Gemini with CONVERSATION_CATEGORIZER=gemini (then `error` says why a conversation has none)."""
+        texts = _learner_texts(_raw(conversation_storage.store(), "messages", _day(context)))
+        if conversation_options.categorizer == "gemini":
+            found = categorize_with_model(
+                texts, _categories_model(gemini), conversation_storage.store(), gemini.model
+            )
+            context.add_output_metadata(
+                {
+                    "model_calls": found.calls,
+                    "cache_hits": found.cache_hits,
+                    "failed": counts_table(_counts(pd.DataFrame({"e": list(found.errors.values())}), "e")),
+                }
+            )
+            categorized, errors = found.categories, found.errors
+        else:
+            categorized, errors = {cid: categorize(lines) for cid, lines in texts.items()}, {}
+        table = categories_table(list(texts), categorized, errors, conversation_options.categorizer)
+        context.add_output_metadata({"topics": counts_table(_counts(table, "topic"), "topic")})
+        return _publish_day(context, mongo, "conversation_categories", table, conversation_options)
+
+    return categories
+
+
+def _learner_texts(raw: pd.DataFrame) -> dict[str, list[str]]:
+    """What the learner wrote in each conversation, in order (the English translation where there is one)."""
     learner = raw[raw["role"] == "user"].sort_values(["conversation_id", "sent_at", "Id"], kind="stable")
     words = learner["translated_text"].fillna(learner["text"])
-    texts = {cid: list(lines) for cid, lines in words.groupby(learner["conversation_id"], sort=True)}
-    if conversation_options.categorizer == "gemini":
-        found = categorize_with_model(
-            texts, _categories_model(gemini), conversation_storage.store(), gemini.model
+    return {cid: list(lines) for cid, lines in words.groupby(learner["conversation_id"], sort=True)}
+
+
+# The all-days tables follow any day that changes.
+ALL_DAYS = {
+    "group_name": GROUP,
+    "deps": ["conversations", "categories"],
+    "io_manager_key": IO_MANAGER,
+    "automation_condition": dg.AutomationCondition.eager(),
+    "kinds": {"parquet"},
+}
+
+
+@dg.asset(**ALL_DAYS, metadata=table_metadata(analytics.USER_ANALYTICS_SCHEMA))
+def user_analytics(
+    context: dg.AssetExecutionContext, conversation_storage: StoreResource, mongo: MongoResource
+):
+    """One row per learner over every stored day: conversations, messages, average duration and response
+    time, first and last seen, active days, languages, their most frequent topic and share of negative ones."""
+    table = analytics.user_analytics(*_stored_conversations_and_categories(conversation_storage.store()))
+    _to_mongo(context, mongo, "user_analytics", table)
+    return table
+
+
+@dg.asset(**ALL_DAYS, metadata=table_metadata(analytics.REPORTS_SCHEMA))
+def analytics_reports(
+    context: dg.AssetExecutionContext, conversation_storage: StoreResource, mongo: MongoResource
+):
+    """Daily, weekly (Monday to Sunday) and monthly aggregates built from the daily tables: conversations,
+    messages, learners, average duration and response time, top topic, positive and negative shares."""
+    table = analytics.reports(*_stored_conversations_and_categories(conversation_storage.store()))
+    _to_mongo(context, mongo, "analytics_reports", table)
+    context.add_output_metadata({"by_period": counts_table(_counts(table, "period"), "period")})
+    return table
+
+
+def _stored_conversations_and_categories(store) -> tuple[pd.DataFrame, pd.DataFrame]:
+    return (
+        _all_days(store, "conversations", analytics.CONVERSATIONS_SCHEMA),
+        _all_days(store, "categories", CATEGORIES_SCHEMA),
+    )
+
+
+def _nocodb_sensor(
+    days: dg.DailyPartitionsDefinition, daily: list[dg.AssetsDefinition], interval_seconds: int
+) -> dg.SensorDefinition:
+    @dg.sensor(
+        target=[nocodb_sync.key, *(asset.key for asset in daily)],
+        minimum_interval_seconds=interval_seconds,
+        default_status=dg.DefaultSensorStatus.RUNNING,
+    )
+    def nocodb_sensor(
+        context: dg.SensorEvaluationContext, nocodb: NocoDBResource, conversation_storage: StoreResource
+    ) -> dg.SensorResult | dg.SkipReason:
+        """Polls NocoDB for conversations or messages new or updated since the last sync and requests a sync;
+        after each sync, requests the daily tables of exactly the days it changed."""
+        if not nocodb.configured:
+            return dg.SkipReason("NocoDB is not configured (NOCODB_BASE_URL, NOCODB_API_TOKEN, ...)")
+        cursor = json.loads(context.cursor or "{}")
+        records = context.instance.fetch_materializations(
+            nocodb_sync.key, limit=25, cursor=cursor.get("syncs"), ascending=True
         )
-        context.add_output_metadata(
-            {
-                "model_calls": found.calls,
-                "cache_hits": found.cache_hits,
-                "failed": counts_table(_counts(pd.DataFrame({"e": list(found.errors.values())}), "e")),
-            }
-        )
-        categorized, errors = found.categories, found.errors
-    else:
-        categorized, errors = {cid: categorize(lines) for cid, lines in texts.items()}, {}
-    table = categories_table(list(texts), categorized, errors, conversation_options.categorizer)
-    context.add_output_metadata({"topics": counts_table(_counts(table, "topic"), "topic")})
-    return _publish_day(context, mongo, "conversation_categories", table, conversation_options)
+        requests = [
+            request for record in records.records for request in _day_requests(context, record, days, daily)
+        ]
+        if records.records:
+            cursor["syncs"] = records.cursor
+        pending = _pending_change(nocodb, conversation_storage)
+        if pending:
+            requests.append(dg.RunRequest(asset_selection=[nocodb_sync.key], run_key=f"sync:{pending}"))
+        return dg.SensorResult(run_requests=requests, cursor=json.dumps(cursor, sort_keys=True))
+
+    return nocodb_sensor
 
 
 def _categories_model(gemini: GeminiResource) -> GeminiAnalyzer:
@@ -162,70 +290,9 @@ def _categories_model(gemini: GeminiResource) -> GeminiAnalyzer:
     )
 
 
-# The all-days tables follow any day that changes.
-ALL_DAYS = {
-    "group_name": GROUP,
-    "deps": [conversations, categories],
-    "io_manager_key": IO_MANAGER,
-    "automation_condition": dg.AutomationCondition.eager(),
-    "kinds": {"parquet"},
-}
-
-
-@dg.asset(**ALL_DAYS, metadata=table_metadata(analytics.USER_ANALYTICS_SCHEMA))
-def user_analytics(
-    context: dg.AssetExecutionContext, conversation_storage: StoreResource, mongo: MongoResource
-):
-    """One row per learner over every stored day: conversations, messages, average duration and response
-    time, first and last seen, active days, languages, their most frequent topic and share of negative ones."""
-    store = conversation_storage.store()
-    table = analytics.user_analytics(_all_days(store, conversations), _all_days(store, categories))
-    _to_mongo(context, mongo, "user_analytics", table)
-    return table
-
-
-@dg.asset(**ALL_DAYS, metadata=table_metadata(analytics.REPORTS_SCHEMA))
-def analytics_reports(
-    context: dg.AssetExecutionContext, conversation_storage: StoreResource, mongo: MongoResource
-):
-    """Daily, weekly (Monday to Sunday) and monthly aggregates built from the daily tables: conversations,
-    messages, learners, average duration and response time, top topic, positive and negative shares."""
-    store = conversation_storage.store()
-    table = analytics.reports(_all_days(store, conversations), _all_days(store, categories))
-    _to_mongo(context, mongo, "analytics_reports", table)
-    context.add_output_metadata({"by_period": counts_table(_counts(table, "period"), "period")})
-    return table
-
-
-DAILY_ASSETS = [conversations, messages, translations, categories]
-
-
-@dg.sensor(
-    target=[nocodb_sync, *DAILY_ASSETS],
-    minimum_interval_seconds=TICK_SECONDS,
-    default_status=dg.DefaultSensorStatus.RUNNING,
-)
-def nocodb_sensor(
-    context: dg.SensorEvaluationContext, nocodb: NocoDBResource, conversation_storage: StoreResource
-) -> dg.SensorResult | dg.SkipReason:
-    """Polls NocoDB for conversations or messages new or updated since the last sync and requests a sync;
-    after each sync, requests the daily tables of exactly the days it changed."""
-    if not nocodb.configured:
-        return dg.SkipReason("NocoDB is not configured (NOCODB_BASE_URL, NOCODB_API_TOKEN, ...)")
-    cursor = json.loads(context.cursor or "{}")
-    records = context.instance.fetch_materializations(
-        dg.AssetKey("nocodb_sync"), limit=25, cursor=cursor.get("syncs"), ascending=True
-    )
-    requests = [request for record in records.records for request in _day_requests(context, record)]
-    if records.records:
-        cursor["syncs"] = records.cursor
-    pending = _pending_change(nocodb, conversation_storage)
-    if pending:
-        requests.append(dg.RunRequest(asset_selection=[nocodb_sync.key], run_key=f"sync:{pending}"))
-    return dg.SensorResult(run_requests=requests, cursor=json.dumps(cursor, sort_keys=True))
-
-
-def _day_requests(context: dg.SensorEvaluationContext, record) -> list[dg.RunRequest]:
+def _day_requests(
+    context: dg.SensorEvaluationContext, record, days: dg.DailyPartitionsDefinition, daily: list
+) -> list[dg.RunRequest]:
     materialization = record.asset_materialization
     changed = materialization.metadata.get(AFFECTED_DAYS)
     known = set(days.get_partition_keys())
@@ -239,7 +306,7 @@ def _day_requests(context: dg.SensorEvaluationContext, record) -> list[dg.RunReq
         requests.append(
             dg.RunRequest(
                 partition_key=day,
-                asset_selection=[asset.key for asset in DAILY_ASSETS],
+                asset_selection=[asset.key for asset in daily],
                 run_key=f"day:{record.storage_id}:{day}",
             )
         )
@@ -273,10 +340,9 @@ def _raw(store, table: str, day: date) -> pd.DataFrame:
     return parse_rows(table, []).rows if stored is None else stored
 
 
-def _all_days(store, daily: dg.AssetsDefinition) -> pd.DataFrame:
+def _all_days(store, daily: str, schema: pa.Schema) -> pd.DataFrame:
     """Every stored day of a daily table, read with the schema the asset declares (every day has it)."""
-    parts = layout.day_part_keys(store, daily.key.to_user_string())
-    return read_parquet(store, parts, schema=_declared(daily)).to_pandas()
+    return read_parquet(store, layout.day_part_keys(store, daily), schema=schema).to_pandas()
 
 
 def _declared(asset: dg.AssetsDefinition) -> pa.Schema:
@@ -314,7 +380,3 @@ def _to_mongo(context, mongo: MongoResource, collection: str, table: pd.DataFram
             return
         counts = store.upsert(collection, table.to_dict("records"))
         context.add_output_metadata({"mongodb": f"{collection}: {counts}"})
-
-
-ASSETS = [nocodb_sync, *DAILY_ASSETS, user_analytics, analytics_reports]
-SENSORS = [nocodb_sensor]

@@ -9,11 +9,12 @@ import secrets
 
 import dagster as dg
 
-from engagement_assets.conversations import assets as group
+from engagement_assets.conversations.assets import AFFECTED_DAYS, ConversationGroup, build_conversation_group
 from engagement_assets.conversations.fake_nocodb import FakeNocoDB
 from engagement_assets.conversations.resources import conversation_resources
 from engagement_assets.conversations.sample import generate
 from engagement_assets.conversations.settings import ConversationSettings
+from engagement_assets.platform.resources import gemini_resource
 from engagement_assets.settings import Settings
 
 SAMPLE_CONVERSATIONS = 60
@@ -37,27 +38,28 @@ def run_conversation_demo(instance: dg.DagsterInstance, platform: Settings, seed
                 "NOCODB_MESSAGES_TABLE": tables["messages"],
             }
         )
-        resources = conversation_resources(settings, platform)
-        days = sync_and_build(instance, resources)
+        group = build_conversation_group(settings, platform.sensor_interval_seconds)
+        resources = {**conversation_resources(settings, platform), "gemini": gemini_resource(platform)}
+        days = sync_and_build(group, instance, resources)
     print(f"  conversations: {len(conversation_rows)} generated, {len(days)} day(s) built: {', '.join(days)}")
     return days
 
 
-def sync_and_build(instance: dg.DagsterInstance, resources: dict) -> list[str]:
+def sync_and_build(group: ConversationGroup, instance: dg.DagsterInstance, resources: dict) -> list[str]:
     """One sync, the daily tables of the days it changed, then the all-days tables: what the sensor and
     automation do in a deployment, in this process."""
-    synced = _materialize([group.nocodb_sync], instance, resources)
+    synced = _materialize(group, [group.nocodb_sync], instance, resources)
     (event,) = synced.get_asset_materialization_events()
-    days = list(event.materialization.metadata[group.AFFECTED_DAYS].value)
+    days = list(event.materialization.metadata[AFFECTED_DAYS].value)
     for day in days:
-        _materialize(group.DAILY_ASSETS, instance, resources, partition_key=day)
-    _materialize([group.user_analytics, group.analytics_reports], instance, resources)
+        _materialize(group, group.daily, instance, resources, partition_key=day)
+    _materialize(group, [group.user_analytics, group.analytics_reports], instance, resources)
     return days
 
 
-def _materialize(selection, instance, resources, partition_key=None):
+def _materialize(group: ConversationGroup, selection, instance, resources, partition_key=None):
     result = dg.materialize(
-        group.ASSETS, selection=selection, instance=instance, resources=resources, partition_key=partition_key
+        group.assets, selection=selection, instance=instance, resources=resources, partition_key=partition_key
     )
     if not result.success:
         raise RuntimeError(f"materializing {[a.key.to_user_string() for a in selection]} failed")

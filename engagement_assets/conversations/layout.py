@@ -18,9 +18,9 @@ from engagement_assets.storage.tables import conform
 
 @dataclass(frozen=True)
 class ParquetOptions:
-    compression: str = "snappy"
-    row_group_size: int = 100_000
-    target_file_size_mb: float = 128.0
+    compression: str
+    row_group_size: int
+    target_file_size_mb: float
 
 
 def day_parts(frame: pd.DataFrame, schema: pa.Schema, asset: str, options: ParquetOptions) -> ParquetParts:

@@ -16,7 +16,7 @@ from engagement_assets.conversations.layout import ParquetOptions
 from engagement_assets.conversations.nocodb import NocoDBClient
 from engagement_assets.conversations.settings import ConversationSettings
 from engagement_assets.platform.io_manager import ParquetIOManager
-from engagement_assets.platform.resources import StoreResource, gemini_resource
+from engagement_assets.platform.resources import StoreResource
 from engagement_assets.settings import Settings
 
 if TYPE_CHECKING:
@@ -26,17 +26,18 @@ if TYPE_CHECKING:
 class NocoDBResource(dg.ConfigurableResource):
     """A NocoDB base: where it is, which tables hold conversations and messages, how to page through them."""
 
-    base_url: str | None = None
-    token: str | None = Field(default=None, description="Set from the NOCODB_API_TOKEN environment variable.")
-    project_id: str | None = None
-    conversation_table: str | None = None
-    messages_table: str | None = None
-    api_version: str = "v1"
-    auth_header: str = "xc-token"
-    page_size: int = 100
-    max_retries: int = 3
-    id_field: str = "Id"
-    updated_field: str = "UpdatedAt"
+    # Every field comes from ConversationSettings (conversation_resources): the defaults live there only.
+    base_url: str | None
+    token: str | None = Field(description="Set from the NOCODB_API_TOKEN environment variable.")
+    project_id: str | None
+    conversation_table: str | None
+    messages_table: str | None
+    api_version: str
+    auth_header: str
+    page_size: int
+    max_retries: int
+    id_field: str
+    updated_field: str
 
     @property
     def configured(self) -> bool:
@@ -81,11 +82,11 @@ class NocoDBResource(dg.ConfigurableResource):
 class ConversationOptions(dg.ConfigurableResource):
     """How the group writes: Parquet compression, row-group and file size, rows per NocoDB sync batch."""
 
-    compression: str = "snappy"
-    row_group_size: int = 100_000
-    target_file_size_mb: float = 128.0
-    batch_size: int = 500
-    categorizer: str = "rules"
+    compression: str
+    row_group_size: int
+    target_file_size_mb: float
+    batch_size: int
+    categorizer: str
 
     def parquet(self) -> ParquetOptions:
         return ParquetOptions(self.compression, self.row_group_size, self.target_file_size_mb)
@@ -94,8 +95,8 @@ class ConversationOptions(dg.ConfigurableResource):
 class MongoResource(dg.ConfigurableResource):
     """The operational store; with no MONGODB_URI the assets skip it and say so in their metadata."""
 
-    uri: str | None = Field(default=None, description="Set from the MONGODB_URI environment variable.")
-    database: str = "conversation_analytics"
+    uri: str | None = Field(description="Set from the MONGODB_URI environment variable.")
+    database: str
 
     @contextlib.contextmanager
     def store(self) -> Iterator[MongoStore | None]:
@@ -111,11 +112,11 @@ class MongoResource(dg.ConfigurableResource):
 
 
 def conversation_resources(settings: ConversationSettings, platform: Settings) -> dict:
-    """The group's resources: its storage is `s3://S3_BUCKET/S3_PREFIX` when a bucket is set, else the
-    platform's warehouse; the Gemini client (for CONVERSATION_CATEGORIZER=gemini) is the platform's."""
+    """The group's own resources: its storage is `s3://S3_BUCKET/S3_PREFIX` when a bucket is set, else the
+    platform's warehouse. The Gemini client (for CONVERSATION_CATEGORIZER=gemini) is the platform's
+    `gemini` resource."""
     storage_url = settings.storage_url or platform.storage_url
     return {
-        "gemini": gemini_resource(platform),
         "conversations_io_manager": ParquetIOManager(storage_url=storage_url),
         "conversation_storage": StoreResource(url=storage_url),
         "conversation_options": ConversationOptions(

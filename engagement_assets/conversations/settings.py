@@ -1,38 +1,123 @@
 """The conversation group's configuration, by the original design's environment variables (plus the few a
-real NocoDB needs: which API version, how to send the token, the id and update-time fields)."""
+real NocoDB needs: which API version, how to send the token, the id and update-time fields). Declared once,
+as in `engagement_assets/settings.py`."""
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from datetime import date
 
 from engagement_assets.conversations.layout import ParquetOptions
+from engagement_assets.settings import check_choices, env_setting, from_environment, is_set, positive_int
 
 COMPRESSIONS = ("snappy", "zstd", "gzip", "brotli", "lz4", "none")
+CATEGORIZERS = ("rules", "gemini")
+
+
+def day(value: str) -> str:
+    try:
+        date.fromisoformat(value)
+    except ValueError:
+        raise ValueError("is not a date (YYYY-MM-DD)") from None
+    return value
 
 
 @dataclass(frozen=True)
 class ConversationSettings:
-    nocodb_base_url: str | None = None
-    nocodb_project_id: str | None = None
-    conversation_table: str | None = None
-    messages_table: str | None = None
-    nocodb_api_version: str = "v1"
-    nocodb_auth_header: str = "xc-token"
-    nocodb_page_size: int = 100
-    nocodb_id_field: str = "Id"
-    nocodb_updated_field: str = "UpdatedAt"
-    token_set: bool = False
-    mongodb_uri_set: bool = False
-    mongodb_database: str = "conversation_analytics"
-    s3_bucket: str | None = None
-    s3_prefix: str = "conversations"
-    parquet: ParquetOptions = field(default_factory=ParquetOptions)
-    batch_size: int = 500
-    max_retries: int = 3
-    start_date: str = "2024-01-01"
-    categorizer: str = "rules"
+    nocodb_base_url: str | None = env_setting(
+        "NOCODB_BASE_URL", None, "e.g. `https://nocodb.example.org`", shown_default="unset (group idle)"
+    )
+    token_set: bool = env_setting(
+        "NOCODB_API_TOKEN",
+        False,
+        "an API token, sent as `xc-token` or `Authorization: Bearer`; reaches the resource as an `EnvVar`, "
+        "never shown or stored",
+        parse=is_set,
+    )
+    nocodb_auth_header: str = env_setting(
+        "NOCODB_AUTH_HEADER", "xc-token", "`xc-token` or `bearer`", choices=("xc-token", "bearer")
+    )
+    nocodb_api_version: str = env_setting(
+        "NOCODB_API_VERSION",
+        "v1",
+        "`v1` (`/api/v1/db/data/v1/{project}/{table}`, the design's) or `v2` (`/api/v2/tables/{table}/records`)",
+        choices=("v1", "v2"),
+    )
+    nocodb_project_id: str | None = env_setting(
+        "NOCODB_PROJECT_ID", None, "the base id (`p…`): NocoDB 0.301 answers 404 to titles"
+    )
+    conversation_table: str | None = env_setting(
+        "NOCODB_CONVERSATION_TABLE", None, "the conversations table id (`m…`)"
+    )
+    messages_table: str | None = env_setting("NOCODB_MESSAGES_TABLE", None, "the messages table id (`m…`)")
+    nocodb_page_size: int = env_setting(
+        "NOCODB_PAGE_SIZE", 100, "rows per request (NocoDB caps at 1,000)", parse=positive_int
+    )
+    nocodb_id_field: str = env_setting("NOCODB_ID_FIELD", "Id", "the id field the incremental cursor follows")
+    nocodb_updated_field: str = env_setting(
+        "NOCODB_UPDATED_FIELD", "UpdatedAt", "the update-time field the incremental cursor follows"
+    )
+    max_retries: int = env_setting(
+        "MAX_RETRIES",
+        3,
+        "retries on 429 (honouring `Retry-After`), 5xx, timeouts, with backoff and jitter; 401/404/422 fail at "
+        "once with NocoDB's reason (never the token)",
+        parse=positive_int,
+    )
+    batch_size: int = env_setting(
+        "BATCH_SIZE", 500, "rows per sync batch (the unit of progress)", parse=positive_int
+    )
+    s3_bucket: str | None = env_setting(
+        "S3_BUCKET", None, "the group's storage: `s3://S3_BUCKET/S3_PREFIX`; unset = `ENGAGEMENT_STORAGE_URL`"
+    )
+    s3_prefix: str = env_setting("S3_PREFIX", "conversations", "the prefix within `S3_BUCKET`")
+    parquet_compression: str = env_setting(
+        "PARQUET_COMPRESSION",
+        "snappy",
+        "how the daily files are compressed",
+        parse=str.lower,
+        choices=COMPRESSIONS,
+    )
+    parquet_row_group_size: int = env_setting(
+        "PARQUET_ROW_GROUP_SIZE", 100_000, "rows per row group of the daily files", parse=positive_int
+    )
+    parquet_target_file_size_mb: int = env_setting(
+        "PARQUET_TARGET_FILE_SIZE_MB", 128, "the size a daily file is split at", parse=positive_int
+    )
+    mongodb_uri_set: bool = env_setting(
+        "MONGODB_URI",
+        False,
+        "the optional operational store; reaches the resource as an `EnvVar`",
+        parse=is_set,
+    )
+    mongodb_database: str = env_setting("MONGODB_DATABASE", "conversation_analytics", "the MongoDB database")
+    start_date: str = env_setting(
+        "CONVERSATIONS_START_DATE", "2024-01-01", "the first daily partition", parse=day
+    )
+    categorizer: str = env_setting(
+        "CONVERSATION_CATEGORIZER",
+        "rules",
+        "`rules` or `gemini` (the platform's Gemini settings and pool)",
+        choices=CATEGORIZERS,
+    )
+
+    def __post_init__(self) -> None:
+        check_choices(self)
+        if self.nocodb_page_size > 1000:
+            raise ValueError(
+                f"NOCODB_PAGE_SIZE={self.nocodb_page_size}: NocoDB returns at most 1000 rows a page"
+            )
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> ConversationSettings:
+        return from_environment(cls, environ)
+
+    @property
+    def parquet(self) -> ParquetOptions:
+        return ParquetOptions(
+            self.parquet_compression, self.parquet_row_group_size, float(self.parquet_target_file_size_mb)
+        )
 
     @property
     def storage_url(self) -> str | None:
@@ -44,62 +129,3 @@ class ConversationSettings:
         return bool(
             self.nocodb_base_url and self.nocodb_project_id and self.conversation_table and self.token_set
         )
-
-    @classmethod
-    def from_env(cls, environ: Mapping[str, str] | None = None) -> ConversationSettings:
-        env = os.environ if environ is None else environ
-
-        def get(name: str, default: str | None = None) -> str | None:
-            return env.get(name, "").strip() or default
-
-        settings = cls(
-            nocodb_base_url=get("NOCODB_BASE_URL"),
-            nocodb_project_id=get("NOCODB_PROJECT_ID"),
-            conversation_table=get("NOCODB_CONVERSATION_TABLE"),
-            messages_table=get("NOCODB_MESSAGES_TABLE"),
-            nocodb_api_version=get("NOCODB_API_VERSION", "v1"),
-            nocodb_auth_header=get("NOCODB_AUTH_HEADER", "xc-token"),
-            nocodb_page_size=_positive(env, "NOCODB_PAGE_SIZE", 100),
-            nocodb_id_field=get("NOCODB_ID_FIELD", "Id"),
-            nocodb_updated_field=get("NOCODB_UPDATED_FIELD", "UpdatedAt"),
-            token_set=bool(get("NOCODB_API_TOKEN")),
-            mongodb_uri_set=bool(get("MONGODB_URI")),
-            mongodb_database=get("MONGODB_DATABASE", "conversation_analytics"),
-            s3_bucket=get("S3_BUCKET"),
-            s3_prefix=get("S3_PREFIX", "conversations"),
-            parquet=ParquetOptions(
-                compression=get("PARQUET_COMPRESSION", "snappy").lower(),
-                row_group_size=_positive(env, "PARQUET_ROW_GROUP_SIZE", 100_000),
-                target_file_size_mb=float(_positive(env, "PARQUET_TARGET_FILE_SIZE_MB", 128)),
-            ),
-            batch_size=_positive(env, "BATCH_SIZE", 500),
-            max_retries=_positive(env, "MAX_RETRIES", 3),
-            start_date=get("CONVERSATIONS_START_DATE", "2024-01-01"),
-            categorizer=get("CONVERSATION_CATEGORIZER", "rules"),
-        )
-        settings.check()
-        return settings
-
-    def check(self) -> None:
-        _choice("NOCODB_API_VERSION", self.nocodb_api_version, ("v1", "v2"))
-        _choice("NOCODB_AUTH_HEADER", self.nocodb_auth_header, ("xc-token", "bearer"))
-        _choice("PARQUET_COMPRESSION", self.parquet.compression, COMPRESSIONS)
-        _choice("CONVERSATION_CATEGORIZER", self.categorizer, ("rules", "gemini"))
-        if self.nocodb_page_size > 1000:
-            raise ValueError(
-                f"NOCODB_PAGE_SIZE={self.nocodb_page_size}: NocoDB returns at most 1000 rows a page"
-            )
-
-
-def _positive(env: Mapping[str, str], name: str, default: int) -> int:
-    text = env.get(name, "").strip()
-    if not text:
-        return default
-    if not text.isdigit() or int(text) <= 0:
-        raise ValueError(f"{name}={text!r} must be a positive whole number")
-    return int(text)
-
-
-def _choice(name: str, value: str, allowed: tuple[str, ...]) -> None:
-    if value not in allowed:
-        raise ValueError(f"{name}={value!r} is not one of: {', '.join(allowed)}")

@@ -6,19 +6,18 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
+from pathlib import Path
 
-BROKER_ENV = "ENGAGEMENT_CELERY_BROKER"
-BACKEND_ENV = "ENGAGEMENT_CELERY_BACKEND"
-QUEUE_ENV = "ENGAGEMENT_CELERY_QUEUE"
+import yaml
 
-APP_CONFIG = {
-    # One task per worker slot: a prefetched run would wait behind a long one while another worker idles.
-    "worker_prefetch_multiplier": 1,
-    "broker_connection_retry_on_startup": True,
-    # The daemon's run monitor reads each run's task state from the result backend; a state that expired
-    # would read as unknown and the run would be resumed twice, so keep states for longer than any run.
-    "result_expires": 7 * 24 * 3600,
-}
+# The production instance profile is the one source of the broker settings: its run launcher's config is
+# what the workers and the `celery` executor use too, so the two ends cannot drift apart.
+PROFILE = Path(__file__).with_name("production") / "dagster.yaml"
+_LAUNCHER = yaml.safe_load(PROFILE.read_text())["run_launcher"]["config"]
+BROKER_ENV = _LAUNCHER["broker"]["env"]
+BACKEND_ENV = _LAUNCHER["backend"]["env"]
+QUEUE_ENV = _LAUNCHER["default_queue"]["env"]
+APP_CONFIG = dict(_LAUNCHER["config_source"])
 
 
 def required(name: str, environ: Mapping[str, str] | None = None) -> str:

@@ -16,7 +16,7 @@ from engagement_assets.platform.metadata import (
     counts_table,
     table_metadata,
 )
-from engagement_assets.platform.partitions import learner_batches, learners_of, users
+from engagement_assets.platform.partitions import default_learner_batches, learners_of, users
 from engagement_assets.platform.resources import StoreResource
 from engagement_assets.storage.layout import REPORT_KEY
 
@@ -26,8 +26,8 @@ RANGES_CHECK = "scores_and_categories_in_range"
 
 @dg.asset(
     partitions_def=users,
-    backfill_policy=learner_batches,
     group_name="features",
+    backfill_policy=default_learner_batches,
     kinds={"parquet"},
     metadata=table_metadata(FEATURES_SCHEMA),
     check_specs=[

@@ -8,7 +8,7 @@ import pandas as pd
 from engagement_assets.matching.matching import MERGED_SCHEMA, match_responses
 from engagement_assets.matching.sessions import SessionsFileError, empty_sessions, parse_sessions
 from engagement_assets.platform.metadata import add_partition_metadata, batch_metadata, table_metadata
-from engagement_assets.platform.partitions import learner_batches, learners_of, users
+from engagement_assets.platform.partitions import default_learner_batches, learners_of, users
 from engagement_assets.platform.resources import PipelineResource, StoreResource
 from engagement_assets.storage import layout
 from engagement_assets.storage.store import Store
@@ -35,8 +35,8 @@ learner_sessions = dg.AssetSpec(
 @dg.asset(
     partitions_def=users,
     deps=[learner_sessions],
-    backfill_policy=learner_batches,
     group_name="learners",
+    backfill_policy=default_learner_batches,
     kinds={"parquet"},
     metadata=table_metadata(MERGED_SCHEMA),
     check_specs=[

@@ -6,22 +6,28 @@ reversible encoding, so no learner and no drop is ever refused.
 
 from __future__ import annotations
 
-import os
-
 import dagster as dg
 
+from engagement_assets.settings import Settings
 from engagement_assets.storage.keys import check_partition_key
 
 telemetry_drops = dg.DynamicPartitionsDefinition(name="telemetry_drops")
 users = dg.DynamicPartitionsDefinition(name="users")
 
-# Per-learner CPU stages handle a whole batch in one pass, so a backfill over thousands of learners
-# launches a few runs instead of paying run start-up once per learner.
-LEARNERS_PER_RUN = int(os.environ.get("ENGAGEMENT_LEARNERS_PER_RUN", "1000"))
-learner_batches = dg.BackfillPolicy.multi_run(max_partitions_per_run=LEARNERS_PER_RUN)
 # Network stages batch fewer learners per run: a run that dies costs less to redo.
 NETWORK_LEARNERS_PER_RUN = 50
 network_batches = dg.BackfillPolicy.multi_run(max_partitions_per_run=NETWORK_LEARNERS_PER_RUN)
+
+
+def learner_batches(learners_per_run: int) -> dg.BackfillPolicy:
+    """The CPU stages' policy: they handle a whole batch in one pass, so a backfill over thousands of
+    learners launches a few runs instead of paying run start-up once per learner."""
+    return dg.BackfillPolicy.multi_run(max_partitions_per_run=learners_per_run)
+
+
+# What the CPU stages declare; the code location applies ENGAGEMENT_LEARNERS_PER_RUN
+# (engagement_pipeline.build_engagement_definitions).
+default_learner_batches = learner_batches(Settings().learners_per_run)
 
 
 def learners_of(context: dg.AssetExecutionContext) -> list[str]:

@@ -24,22 +24,23 @@ class StoreResource(dg.ConfigurableResource):
 class PipelineResource(dg.ConfigurableResource):
     """How the stages behave: the matching rule, the audio analyzer and what happens to clips afterwards."""
 
-    match_strategy: str = "nearest"
-    analyzer: str = "local"
-    analysis_import_url: str | None = None
-    audio_retention: str = "keep"
+    # Every field comes from Settings (build_resources): the defaults live there only.
+    match_strategy: str
+    analyzer: str = Field(description="The analyzer in use: `auto` already resolved to `gemini` or `local`.")
+    analysis_import_url: str | None
+    audio_retention: str
 
 
 class GeminiResource(dg.ConfigurableResource):
     """The Gemini Developer API: model, endpoint and request budget. The key comes from GEMINI_API_KEY."""
 
-    api_key: str | None = Field(default=None, description="Set from the GEMINI_API_KEY environment variable.")
-    model: str = "gemini-2.5-flash-lite"
-    base_url: str | None = None
-    rpm: int = 60
-    concurrency: int = 8
+    api_key: str | None = Field(description="Set from the GEMINI_API_KEY environment variable.")
+    model: str
+    base_url: str | None
+    rpm: int
+    concurrency: int
     timeout_seconds: float = 60.0
-    max_usd_per_run: float | None = None
+    max_usd_per_run: float | None
     rate_window_seconds: float = Field(
         default=60.0, description="The window `rpm` is counted over (tests shorten it)."
     )

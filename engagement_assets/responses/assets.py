@@ -5,15 +5,15 @@ import dagster as dg
 from engagement_assets.ingestion.assets import cleaned_telemetry
 from engagement_assets.ingestion.events import RESPONSE_SCHEMA
 from engagement_assets.platform.metadata import batch_metadata, counts_table, table_metadata
-from engagement_assets.platform.partitions import learner_batches, learners_of, users
+from engagement_assets.platform.partitions import default_learner_batches, learners_of, users
 from engagement_assets.platform.resources import StoreResource
 from engagement_assets.responses.extract import extract_learner_responses
 
 
 @dg.asset(
     partitions_def=users,
+    backfill_policy=default_learner_batches,
     deps=[dg.AssetDep(cleaned_telemetry, partition_mapping=dg.AllPartitionMapping())],
-    backfill_policy=learner_batches,
     group_name="learners",
     kinds={"parquet"},
     metadata=table_metadata(RESPONSE_SCHEMA),

@@ -13,12 +13,7 @@ from dagster._core.test_utils import create_run_for_test
 
 from engagement_assets import learner_key
 from engagement_assets.automation import sensors
-from engagement_assets.automation.sensors import (
-    engagement_table_sensor,
-    learners_sensor,
-    sessions_sensor,
-    telemetry_drop_sensor,
-)
+from engagement_assets.automation.sensors import build_sensors
 from engagement_assets.automation.watch import looks_back_to, newer_files
 from engagement_assets.definitions import defs
 from engagement_assets.matching.assets import merged_responses
@@ -27,10 +22,18 @@ from engagement_assets.platform.resources import StoreResource
 from engagement_assets.platform.runs import PARTITION_RANGE_END, PARTITION_RANGE_START
 from engagement_assets.responses.assets import user_responses
 from engagement_assets.responses.extract import learners_in_drops
+from engagement_assets.settings import Settings
 from engagement_assets.storage import layout
 from engagement_assets.storage.store import LocalStore, StoredFile
 from engagement_assets_tests.ingestion.test_golden_ingestion import DROPS
 from engagement_assets_tests.pipeline import materialize_drops, materialize_learner, resources_for
+
+# The sensors as the code location builds them from the default settings.
+SENSORS = {sensor.name: sensor for sensor in build_sensors(Settings())}
+telemetry_drop_sensor, learners_sensor, sessions_sensor, engagement_table_sensor = (
+    SENSORS[name]
+    for name in ("telemetry_drop_sensor", "learners_sensor", "sessions_sensor", "engagement_table_sensor")
+)
 
 
 def tick(sensor, instance, cursor=None, **resources):
@@ -334,6 +337,23 @@ def test_an_export_already_read_by_its_learners_last_matching_is_not_matched_aga
     os.utime(landing / layout.sessions_key(matched), (later, later))
     second = tick(sessions_sensor, instance, cursor=first.cursor, landing=store)
     assert [covered(instance, request) for request in second.run_requests] == [[matched]]
+
+
+def test_the_sensors_look_as_often_as_the_settings_say_and_batch_as_configured():
+    built = {sensor.name: sensor for sensor in build_sensors(Settings(sensor_interval_seconds=60))}
+    intervals = {name: sensor.minimum_interval_seconds for name, sensor in built.items()}
+    assert intervals == {
+        "telemetry_drop_sensor": 10,
+        "learners_sensor": 5,
+        "sessions_sensor": 60,
+        "engagement_table_sensor": 5,
+        "downstream_automation": 60,
+    }
+    fast = {
+        sensor.name: sensor.minimum_interval_seconds
+        for sensor in build_sensors(Settings(sensor_interval_seconds=2))
+    }
+    assert set(fast.values()) == {2}
 
 
 def test_a_listing_leaves_out_files_older_than_the_cursor_can_hand_out(tmp_path):

@@ -16,7 +16,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from engagement_assets.conversations import analytics
-from engagement_assets.conversations import assets as group
+from engagement_assets.conversations.assets import AFFECTED_DAYS, build_conversation_group
 from engagement_assets.conversations.categorize import CATEGORIES_SCHEMA
 from engagement_assets.conversations.collect import load_state, read_raw_day
 from engagement_assets.conversations.demo import sync_and_build
@@ -25,6 +25,7 @@ from engagement_assets.conversations.resources import conversation_resources
 from engagement_assets.conversations.sample import generate
 from engagement_assets.conversations.settings import ConversationSettings
 from engagement_assets.platform.metadata import declared_schema
+from engagement_assets.platform.resources import gemini_resource
 from engagement_assets.settings import Settings
 from engagement_assets.storage import layout
 from engagement_assets.storage.parquet import read_parquet
@@ -38,6 +39,9 @@ SEED = 3
 # Before the generated days (2024-03-04 to 06), so NocoDB has nothing of it and its file is the first a glob
 # lists: readers take the schema of a dataset from its first file.
 EMPTY_DAY = "2024-03-01"
+# The group's assets as the code location builds them by default (the categorizer is chosen per run by its
+# resource, so one build serves every test).
+group = build_conversation_group(ConversationSettings(), sensor_interval_seconds=30)
 SCHEMAS = {
     group.conversations: analytics.CONVERSATIONS_SCHEMA,
     group.messages: analytics.MESSAGES_SCHEMA,
@@ -66,17 +70,19 @@ class Group:
     def __init__(self, instance, env: dict, warehouse: str):
         self.instance = instance
         self.settings = ConversationSettings.from_env(env)
-        self.resources = conversation_resources(
-            self.settings, Settings.from_env({**env, "ENGAGEMENT_STORAGE_URL": warehouse})
-        )
+        platform = Settings.from_env({**env, "ENGAGEMENT_STORAGE_URL": warehouse})
+        self.resources = {
+            **conversation_resources(self.settings, platform),
+            "gemini": gemini_resource(platform),
+        }
         self.store = open_store(self.settings.storage_url or warehouse)
 
     def build(self) -> list[str]:
-        return sync_and_build(self.instance, self.resources)
+        return sync_and_build(group, self.instance, self.resources)
 
     def sync(self):
         return dg.materialize(
-            group.ASSETS,
+            group.assets,
             selection=[group.nocodb_sync],
             instance=self.instance,
             resources=self.resources,
@@ -85,7 +91,7 @@ class Group:
 
     def materialize(self, selection, partition_key: str | None = None):
         return dg.materialize(
-            group.ASSETS,
+            group.assets,
             selection=selection,
             partition_key=partition_key,
             instance=self.instance,
@@ -211,13 +217,13 @@ def test_the_sensor_requests_a_sync_then_exactly_the_changed_days(make_group, no
 
     synced = group_.sync()
     (event,) = synced.get_asset_materialization_events()
-    changed = event.materialization.metadata[group.AFFECTED_DAYS].value
+    changed = event.materialization.metadata[AFFECTED_DAYS].value
     second = group.nocodb_sensor(
         dg.build_sensor_context(instance=instance, resources=group_.resources, cursor=first.cursor)
     )
     assert sorted(request.partition_key for request in second.run_requests) == sorted(changed)
     assert all(
-        set(request.asset_selection) == {a.key for a in group.DAILY_ASSETS} for request in second.run_requests
+        set(request.asset_selection) == {a.key for a in group.daily} for request in second.run_requests
     )
     third = group.nocodb_sensor(
         dg.build_sensor_context(instance=instance, resources=group_.resources, cursor=second.cursor)
@@ -313,13 +319,13 @@ def with_an_empty_day(make_group) -> tuple[Group, list[str]]:
     """The group built from NocoDB, plus the daily tables of a day NocoDB has nothing of."""
     group_ = make_group()
     full_days = group_.build()
-    group_.materialize(group.DAILY_ASSETS, partition_key=EMPTY_DAY)
+    group_.materialize(group.daily, partition_key=EMPTY_DAY)
     return group_, full_days
 
 
 def test_an_empty_day_is_stored_with_exactly_the_schema_of_a_full_day(with_an_empty_day):
     group_, full_days = with_an_empty_day
-    for asset in group.DAILY_ASSETS:
+    for asset in group.daily:
         name = asset.key.to_user_string()
         (empty,) = group_.store.list_files(layout.day_folder(name, EMPTY_DAY))
         assert pq.ParquetFile(group_.store.path(empty.key)).metadata.num_rows == 0
@@ -331,7 +337,7 @@ def test_an_empty_day_is_stored_with_exactly_the_schema_of_a_full_day(with_an_em
 def test_duckdb_reads_every_day_of_each_table_as_one_without_merging_schemas(with_an_empty_day):
     group_, full_days = with_an_empty_day
     with duckdb.connect() as db:
-        for asset in group.DAILY_ASSETS:
+        for asset in group.daily:
             name = asset.key.to_user_string()
             glob = group_.store.uri(layout.day_parts_glob(name))
             files = db.execute(f"SELECT file FROM glob('{glob}')").fetchall()
@@ -346,7 +352,7 @@ def test_duckdb_reads_every_day_of_each_table_as_one_without_merging_schemas(wit
 
 def test_a_tables_folder_holds_its_parts_and_nothing_else(with_an_empty_day):
     group_, _ = with_an_empty_day
-    for asset in group.DAILY_ASSETS:
+    for asset in group.daily:
         name = asset.key.to_user_string()
         stored = [f.key for f in group_.store.list_files(f"{name}/")]
         assert stored == layout.day_part_keys(group_.store, name)

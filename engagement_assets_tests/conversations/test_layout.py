@@ -10,6 +10,7 @@ import pytest
 
 from engagement_assets.conversations.analytics import MESSAGES_SCHEMA
 from engagement_assets.conversations.layout import ParquetOptions, day_parts
+from engagement_assets.conversations.settings import ConversationSettings
 from engagement_assets.storage import layout
 from engagement_assets.storage.tables import SchemaDrift
 
@@ -42,7 +43,7 @@ def test_a_day_is_split_into_parts_of_about_the_target_size_with_the_configured_
 def test_an_empty_day_is_one_empty_file_with_every_declared_column_typed():
     # All-null columns of no rows: what pandas infers for an empty day, and what used to be stored as `null`.
     empty = pd.DataFrame({name: pd.Series(dtype="object") for name in MESSAGES_SCHEMA.names})
-    parts = day_parts(empty, MESSAGES_SCHEMA, "messages", ParquetOptions())
+    parts = day_parts(empty, MESSAGES_SCHEMA, "messages", ConversationSettings().parquet)
     try:
         (path,) = parts.files
         assert pq.ParquetFile(path).metadata.num_rows == 0
@@ -61,7 +62,7 @@ def test_an_empty_day_is_one_empty_file_with_every_declared_column_typed():
 )
 def test_a_frame_that_drifts_from_its_schema_is_never_written(frame, named):
     with pytest.raises(SchemaDrift, match="messages") as refused:
-        day_parts(frame, SCHEMA, "messages", ParquetOptions())
+        day_parts(frame, SCHEMA, "messages", ConversationSettings().parquet)
     assert named in str(refused.value)
 
 

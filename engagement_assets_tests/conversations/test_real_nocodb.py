@@ -30,6 +30,7 @@ from engagement_assets.conversations.nocodb import (
 )
 from engagement_assets.conversations.resources import NocoDBResource
 from engagement_assets.conversations.sample import generate
+from engagement_assets.conversations.settings import ConversationSettings
 from engagement_assets.storage.store import open_store
 from engagement_assets_tests.conversations.real_nocodb import RealNocoDB, create_tables
 
@@ -42,6 +43,7 @@ pytestmark = [
 ]
 
 PAGE_SIZE = 7  # small, so that every read walks many pages
+DEFAULTS = ConversationSettings()
 # NocoDB keeps change times to the second: waiting longer than that puts a row's UpdatedAt strictly on one
 # side of a moment taken in between.
 TICK = 1.1
@@ -188,6 +190,11 @@ def test_sync_stores_every_generated_conversation_once(nocodb, tmp_path):
         conversation_table=nocodb.tables["conversations"],
         messages_table=nocodb.tables["messages"],
         page_size=PAGE_SIZE,
+        api_version=DEFAULTS.nocodb_api_version,
+        auth_header=DEFAULTS.nocodb_auth_header,
+        max_retries=DEFAULTS.max_retries,
+        id_field=DEFAULTS.nocodb_id_field,
+        updated_field=DEFAULTS.nocodb_updated_field,
     )
     store = open_store(tmp_path)
     with resource.client() as client:

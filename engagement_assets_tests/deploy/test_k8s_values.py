@@ -11,7 +11,7 @@ from pathlib import Path
 import yaml
 
 from engagement_assets.deploy import PRODUCTION_INSTANCE
-from engagement_assets.platform.executors import executor_for
+from engagement_assets.deploy.executors import executor_for
 from engagement_assets.settings import Settings
 
 K8S = PRODUCTION_INSTANCE.parent.parent / "k8s"

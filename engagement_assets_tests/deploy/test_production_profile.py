@@ -12,7 +12,7 @@ from dagster._serdes import serialize_value
 
 from engagement_assets.deploy import PRODUCTION_INSTANCE
 from engagement_assets.deploy.celery_settings import BROKER_ENV, required
-from engagement_assets.platform.executors import executor_for
+from engagement_assets.deploy.executors import executor_for
 from engagement_assets.settings import Settings
 from engagement_assets_tests.deploy.services import (
     fresh_database,

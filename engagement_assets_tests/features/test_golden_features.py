@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from engagement_assets.analysis.assets import audio_analysis
-from engagement_assets.definitions import ASSETS
+from engagement_assets.engagement_pipeline import ASSETS
 from engagement_assets.features.assets import phase_features, phase_level_engagement
 from engagement_assets.features.phases import FEATURE_COLUMNS, ORIGINAL_COLUMNS
 from engagement_assets.matching.assets import merged_responses
