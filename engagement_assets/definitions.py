@@ -10,8 +10,8 @@ import dagster as dg
 
 from engagement_assets.conversations.definitions import build_conversation_definitions
 from engagement_assets.conversations.settings import ConversationSettings
-from engagement_assets.engagement_pipeline import build_engagement_definitions
 from engagement_assets.deploy.executors import executor_for
+from engagement_assets.engagement_pipeline import build_engagement_definitions
 from engagement_assets.platform.resources import build_resources
 from engagement_assets.settings import Settings
 
