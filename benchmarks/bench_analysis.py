@@ -5,7 +5,7 @@ minute, versus the original approach (sequential calls with a fixed delay), and 
     python benchmarks/bench_analysis.py --quick    # 100 clips, a 6 s window: a smoke run, prints only
     python benchmarks/bench_analysis.py --rpm 300 --clips 500
 
-Ours is the real `analyze_responses` with a `GeminiAnalyzer` (rpm=R, concurrency 8, the production
+Ours is the real `analyze_responses` with the clip analyzer (`GeminiClient`, rpm=R, concurrency 8, the production
 defaults) and a `ResultCache` on a `LocalStore`, talking to `FakeGemini` over real HTTP through the
 google-genai SDK, with 0.3 s added to every call. The original approach is a plain loop of
 `client.models.generate_content` + `time.sleep(delay)`, measured on a subset and extrapolated: once with
@@ -39,11 +39,12 @@ import pandas as pd
 from google.genai import errors, types
 
 from engagement_assets.analysis.analyze import GeminiSetup, analyze_responses
-from engagement_assets.analysis.cache import ResultCache
-from engagement_assets.analysis.gemini import GeminiAnalyzer
+from engagement_assets.analysis.cache import clip_cache
+from engagement_assets.analysis.gemini import clip_analyzer, clip_config
 from engagement_assets.audio.formats import sniff_format
-from engagement_assets.platform.resources import GeminiResource
-from engagement_assets.sample_data.audio import voiced, wav_bytes
+from engagement_assets.devtools.sample_data.audio import voiced, wav_bytes
+from engagement_assets.platform.resources import gemini_resource
+from engagement_assets.settings import Settings
 from engagement_assets.storage.store import LocalStore, read_url
 from engagement_assets_tests.fake_gemini import FakeGemini
 
@@ -114,18 +115,19 @@ def per_window(args: argparse.Namespace) -> int:
 
 def client_for(fake: FakeGemini):
     """The production client (GeminiResource.client(): same timeout and API version) pointed at the fake."""
-    return GeminiResource(api_key="bench-key", base_url=fake.url).client()
+    resource = gemini_resource(Settings(gemini_base_url=fake.url))
+    return resource.model_copy(update={"api_key": "bench-key"}).client()
 
 
 def gemini_setup(fake: FakeGemini, store: LocalStore, args: argparse.Namespace) -> GeminiSetup:
-    analyzer = GeminiAnalyzer(
+    analyzer = clip_analyzer(
         client_for(fake),
         MODEL,
         rpm=per_window(args),
         concurrency=args.concurrency,
         window_seconds=args.window,
     )
-    return GeminiSetup(analyzer, ResultCache(store), None)
+    return GeminiSetup(analyzer, clip_cache(store), None)
 
 
 def run_ours(responses, manifest, fake: FakeGemini, store: LocalStore, args) -> tuple[dict, pd.DataFrame]:
@@ -179,7 +181,7 @@ def run_original(responses, manifest, fake: FakeGemini, delay: float, calls: int
     """The original approach: one call at a time, then a fixed sleep. The request is ours (same prompt,
     schema and config) so only the pacing differs; errors are counted, not retried, as it did."""
     client = client_for(fake)
-    config = GeminiAnalyzer(client, MODEL, rpm=1, concurrency=1).config
+    config = clip_config(MODEL)
     call_seconds, failures = [], 0
     started = time.monotonic()
     for response, row in list(zip(responses.to_dict("records"), manifest.to_dict("records"), strict=True))[
@@ -388,7 +390,7 @@ def main() -> None:
             eight = run_original(responses, manifest, fake, ORIGINAL_DELAY_S, args.original_8s_calls)
             print(f"original, 8 s delay: {eight['seconds_per_clip']:.2f} s per clip", flush=True)
     result = {
-        "benchmark": "stage 5 Gemini analysis (analyze_responses + GeminiAnalyzer + ResultCache)",
+        "benchmark": "stage 5 Gemini analysis (analyze_responses + GeminiClient + ResultCache)",
         "generated_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "machine": machine,
         "setup": {

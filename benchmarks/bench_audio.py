@@ -64,7 +64,7 @@ from engagement_assets.audio.copier import (
     CopyPolicy,
     Known,
 )
-from engagement_assets.sample_data.audio import voiced, wav_bytes
+from engagement_assets.devtools.sample_data.audio import voiced, wav_bytes
 from engagement_assets.storage.store import LocalStore, S3Store
 
 RESULTS = Path(__file__).resolve().parent / "results" / "audio.json"

@@ -53,7 +53,7 @@ IN_FLIGHT = ("QUEUED", "NOT_STARTED", "STARTING", "STARTED", "CANCELING")
 
 
 def generate(folder: Path, learners: int, audio: bool) -> None:
-    from engagement_assets.sample_data import generate_landing
+    from engagement_assets.devtools.sample_data import generate_landing
 
     generate_landing(folder, learners=learners, seed=13, audio=audio, files=2)
 

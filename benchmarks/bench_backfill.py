@@ -86,13 +86,13 @@ def prepare(home: Path, env: dict[str, str], learners: int, seed: int) -> dict:
 
     from engagement_assets.analysis.assets import audio_analysis
     from engagement_assets.audio.assets import response_audio
+    from engagement_assets.devtools.runs import materialize_partition_range
+    from engagement_assets.devtools.sample_data import generate_landing
     from engagement_assets.engagement_pipeline import ASSETS
     from engagement_assets.platform.partitions import register_partitions, users
     from engagement_assets.platform.resources import build_resources
-    from engagement_assets.platform.runs import materialize_partition_range
     from engagement_assets.responses.assets import user_responses
     from engagement_assets.responses.extract import learner_keys
-    from engagement_assets.sample_data import generate_landing
     from engagement_assets.settings import Settings
     from engagement_assets.storage.store import open_store
     from engagement_assets_tests.pipeline import materialize_drops

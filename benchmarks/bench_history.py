@@ -40,6 +40,7 @@ sys.path[:0] = [str(REPO_ROOT), str(BENCH_DIR)]
 
 from harness import machine_facts, machine_line, write_results  # noqa: E402
 
+from engagement_assets.devtools.sample_data import generate_landing  # noqa: E402
 from engagement_assets.ingestion.cleaning import ROW_GROUP_SIZE, clean_drop  # noqa: E402
 from engagement_assets.ingestion.events import RESPONSE_SCHEMA  # noqa: E402
 from engagement_assets.responses.extract import (  # noqa: E402
@@ -48,7 +49,6 @@ from engagement_assets.responses.extract import (  # noqa: E402
     extract_learner_responses,
     learner_keys,
 )
-from engagement_assets.sample_data import generate_landing  # noqa: E402
 from engagement_assets.storage import layout  # noqa: E402
 from engagement_assets.storage.parquet import read_parquet  # noqa: E402
 from engagement_assets.storage.store import LocalStore  # noqa: E402

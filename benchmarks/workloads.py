@@ -33,7 +33,7 @@ CHUNK_SIZE = 200_000  # the asset's default (cleaning.DEFAULT_CHUNK_SIZE), also 
 
 def generate(args: argparse.Namespace) -> dict:
     """One uncompressed telemetry file, no audio, from the project's sample-data generator."""
-    from engagement_assets.sample_data import SUMMARY_NAME, generate_landing
+    from engagement_assets.devtools.sample_data import SUMMARY_NAME, generate_landing
 
     summary = generate_landing(
         args.out,

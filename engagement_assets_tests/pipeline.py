@@ -8,11 +8,11 @@ import dagster as dg
 import numpy as np
 import pandas as pd
 
+from engagement_assets.devtools.runs import materialize_partition, materialize_partition_range
 from engagement_assets.engagement_pipeline import ASSETS
 from engagement_assets.ingestion.assets import cleaned_telemetry
 from engagement_assets.platform.partitions import register_partitions, telemetry_drops, users
 from engagement_assets.platform.resources import build_resources
-from engagement_assets.platform.runs import materialize_partition, materialize_partition_range
 from engagement_assets.responses.assets import user_responses
 from engagement_assets.settings import Settings
 from engagement_assets.storage.parquet import read_parquet

@@ -17,7 +17,7 @@ from google import genai
 from google.genai import errors, types
 from pydantic import BaseModel, Field
 
-from engagement_assets.sample_data.audio import SAMPLE_RATE, wav_bytes
+from engagement_assets.devtools.sample_data.audio import SAMPLE_RATE, wav_bytes
 from engagement_assets_tests.fake_gemini import (
     FakeGemini,
     Fault,

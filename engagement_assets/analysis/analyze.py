@@ -18,13 +18,14 @@ import pandas as pd
 
 from engagement_assets.analysis import local
 from engagement_assets.analysis.batch import GeminiBatchAnalyzer
-from engagement_assets.analysis.cache import ResultCache, cache_key
 from engagement_assets.analysis.gemini import ANALYZER as GEMINI
-from engagement_assets.analysis.gemini import PROMPT_VERSION, SYSTEM_PROMPT, ClipRequest, GeminiAnalyzer
+from engagement_assets.analysis.gemini import PROMPT_VERSION, SYSTEM_PROMPT, ClipRequest
 from engagement_assets.analysis.importer import analysis_frame
 from engagement_assets.analysis.pricing import actual_cost, estimated_cost, within_budget
 from engagement_assets.analysis.schema import ANALYSED, FAILED, METRICS
 from engagement_assets.analysis.signal import SignalFeatures, UnsupportedAudio, signal_features
+from engagement_assets.platform.gemini_client import GeminiClient
+from engagement_assets.platform.result_cache import ResultCache, cache_key
 
 BLANK = "blank"
 NO_AUDIO = "no_audio"
@@ -52,7 +53,7 @@ class AnalysisReport:
 
 @dataclass(frozen=True)
 class GeminiSetup:
-    analyzer: GeminiAnalyzer | GeminiBatchAnalyzer
+    analyzer: GeminiClient | GeminiBatchAnalyzer
     cache: ResultCache
     max_usd: float | None = None
 

@@ -9,8 +9,8 @@ from pydantic import Field
 
 from engagement_assets.analysis.analyze import AnalysisReport, GeminiSetup, analyze_responses
 from engagement_assets.analysis.batch import BatchStillRunning, GeminiBatchAnalyzer
-from engagement_assets.analysis.cache import ResultCache
-from engagement_assets.analysis.gemini import GeminiAnalyzer
+from engagement_assets.analysis.cache import clip_cache
+from engagement_assets.analysis.gemini import clip_analyzer
 from engagement_assets.analysis.importer import AnalysisImportError, imported_analysis, read_imported_analysis
 from engagement_assets.analysis.schema import ANALYSED, ANALYSIS_SCHEMA, FAILED
 from engagement_assets.audio.assets import response_audio
@@ -121,14 +121,14 @@ def _gemini_setup(config: AnalysisConfig, pipeline: PipelineResource, gemini: Ge
             config.batch_max_wait_minutes * 60,
         )
     else:
-        analyzer = GeminiAnalyzer(
+        analyzer = clip_analyzer(
             gemini.client(),
             gemini.model,
             rpm=gemini.rpm,
             concurrency=gemini.concurrency,
             window_seconds=gemini.rate_window_seconds,
         )
-    return GeminiSetup(analyzer, ResultCache(store), gemini.max_usd_per_run)
+    return GeminiSetup(analyzer, clip_cache(store), gemini.max_usd_per_run)
 
 
 def _analysed(learners, user_responses, setup: GeminiSetup | None, store: Store):

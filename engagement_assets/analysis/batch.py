@@ -16,7 +16,8 @@ from dataclasses import dataclass
 from google import genai
 from google.genai import types
 
-from engagement_assets.analysis.gemini import ClipOutcome, ClipRequest, generation_config, validated_outcome
+from engagement_assets.analysis.gemini import ClipRequest, clip_config, validated_clip_outcome
+from engagement_assets.platform.gemini_client import ModelOutcome
 from engagement_assets.storage.layout import ANALYSIS_BATCHES_PREFIX
 from engagement_assets.storage.store import Store
 
@@ -42,7 +43,7 @@ class _Job:
 
 
 class GeminiBatchAnalyzer:
-    """Same surface as GeminiAnalyzer (`model`, `on_outcome`, `analyze`), through the Batch API."""
+    """Same surface as GeminiClient (`model`, `on_outcome`, `analyze`), through the Batch API."""
 
     price_factor = PRICE_FACTOR
 
@@ -57,18 +58,18 @@ class GeminiBatchAnalyzer:
     ):
         self.client, self.model, self.store = client, model, store
         self.poll_seconds, self.max_wait_seconds, self._sleep = poll_seconds, max_wait_seconds, sleep
-        self.config = generation_config(model)
-        self.on_outcome: Callable[[ClipOutcome], None] = lambda outcome: None
+        self.config = clip_config(model)
+        self.on_outcome: Callable[[ModelOutcome], None] = lambda outcome: None
         self.submitted = 0
         self.resumed = 0
 
-    def analyze(self, requests: list[ClipRequest]) -> list[ClipOutcome]:
+    def analyze(self, requests: list[ClipRequest]) -> list[ModelOutcome]:
         wanted = {request.key: request for request in requests}
         jobs = [job for job in self._recorded_jobs() if wanted.keys() & set(job.keys)]
         self.resumed = len(jobs)
         in_flight = {key for job in jobs for key in job.keys}
         jobs += self._submit_all([request for request in requests if request.key not in in_flight])
-        outcomes: dict[str, ClipOutcome] = {}
+        outcomes: dict[str, ModelOutcome] = {}
         for job, state in self._wait(jobs):
             for outcome in self._results(job, state):
                 if outcome.key in wanted:
@@ -76,7 +77,7 @@ class GeminiBatchAnalyzer:
                     self.on_outcome(outcome)
             self.store.delete(_record_key(job.name))
         no_result = "the batch job returned no result for this clip"
-        return [outcomes.get(key) or ClipOutcome(key, None, no_result, 1) for key in wanted]
+        return [outcomes.get(key) or ModelOutcome(key, None, no_result, 1) for key in wanted]
 
     def _submit_all(self, requests: list[ClipRequest]) -> list[_Job]:
         """One job per ~MAX_JOB_AUDIO_BYTES of audio, each clip read once, one chunk in memory at a time."""
@@ -131,19 +132,19 @@ class GeminiBatchAnalyzer:
                 )
             self._sleep(self.poll_seconds)
 
-    def _results(self, job: _Job, state) -> list[ClipOutcome]:
+    def _results(self, job: _Job, state) -> list[ModelOutcome]:
         if state.state != types.JobState.JOB_STATE_SUCCEEDED or not state.dest:
             error = f"the batch job ended {state.state}"
-            return [ClipOutcome(key, None, error, 1) for key in job.keys]
+            return [ModelOutcome(key, None, error, 1) for key in job.keys]
         outcomes = []
         for item in state.dest.inlined_responses or []:
             key = (item.metadata or {}).get("key", "")
             if item.error:
                 outcomes.append(
-                    ClipOutcome(key, None, f"batch line error {item.error.code}: {item.error.message}", 1)
+                    ModelOutcome(key, None, f"batch line error {item.error.code}: {item.error.message}", 1)
                 )
             else:
-                outcomes.append(validated_outcome(key, item.response, attempts=1, rate_limited=0))
+                outcomes.append(validated_clip_outcome(key, item.response, attempts=1, rate_limited=0))
         return outcomes
 
     def _recorded_jobs(self) -> list[_Job]:

@@ -1,104 +1,15 @@
-"""Model results kept in platform storage, so a clip is never paid for twice.
-
-A result is keyed by (clip sha256, expected sentence, model, prompt version). Results are appended as small
-Parquet segments under `<storage>/analysis_cache/` every few results (a checkpoint), so a run that is killed
-keeps everything it paid for and the next run resumes where it stopped. Only valid analyses are cached:
-failures are retried by the next run.
-"""
+"""The clip analyses already paid for, under `<storage>/analysis_cache/`: keyed by (clip sha256, expected
+sentence, model, prompt version), through the platform's result cache."""
 
 from __future__ import annotations
 
-import hashlib
-import json
-import tempfile
-import uuid
-from pathlib import Path
-
-import pyarrow as pa
-import pyarrow.compute as pc
-
 from engagement_assets.analysis.schema import METRICS_SCHEMA
+from engagement_assets.platform.result_cache import ResultCache, cache_schema
 from engagement_assets.storage.layout import ANALYSIS_CACHE_PREFIX
-from engagement_assets.storage.parquet import read_parquet, write_parquet
 from engagement_assets.storage.store import Store
 
-CACHE_SCHEMA = pa.schema(
-    [
-        ("key", pa.string()),
-        *METRICS_SCHEMA,
-        ("model", pa.string()),
-        ("prompt_version", pa.string()),
-        ("input_tokens", pa.int64()),
-        ("output_tokens", pa.int64()),
-    ]
-)
+CACHE_SCHEMA = cache_schema(METRICS_SCHEMA)
 
 
-def cache_key(sha256: str, expected_text: str | None, model: str, prompt_version: str) -> str:
-    return hashlib.sha256(
-        json.dumps([sha256, expected_text or "", model, prompt_version]).encode()
-    ).hexdigest()
-
-
-# Columns of every cache beside the values a model returned.
-BOOKKEEPING = ("key", "model", "prompt_version", "input_tokens", "output_tokens")
-
-
-class ResultCache:
-    """Paid-for results under `prefix` (clip analyses by default; other model tasks pass their own prefix
-    and schema)."""
-
-    def __init__(
-        self,
-        store: Store,
-        checkpoint_every: int = 25,
-        prefix: str = ANALYSIS_CACHE_PREFIX,
-        schema: pa.Schema = CACHE_SCHEMA,
-    ):
-        self.store = store
-        self.checkpoint_every = checkpoint_every
-        self.prefix, self.schema = prefix, schema
-        self.value_fields = [name for name in schema.names if name not in BOOKKEEPING]
-        self._pending: list[dict] = []
-        self._run = uuid.uuid4().hex[:12]
-        self._segments = 0
-        self.checkpoints = 0
-
-    def lookup(self, keys: set[str]) -> dict[str, dict]:
-        """Cached results for `keys` (the latest copy of each)."""
-        segments = [f.key for f in self.store.list_files(self.prefix) if f.key.endswith(".parquet")]
-        if not keys or not segments:
-            return {}
-        table = read_parquet(
-            self.store, segments, schema=self.schema, filter=pc.field("key").isin(list(keys))
-        )
-        return {row["key"]: row for row in table.to_pylist()}
-
-    def add(
-        self, key: str, metrics: dict, model: str, prompt_version: str, input_tokens: int, output_tokens: int
-    ) -> None:
-        record = {"key": key, **{name: metrics[name] for name in self.value_fields}}
-        record.update(
-            model=model, prompt_version=prompt_version, input_tokens=input_tokens, output_tokens=output_tokens
-        )
-        self._pending.append(record)
-        if len(self._pending) >= self.checkpoint_every:
-            self.flush()
-
-    def add_outcome(self, outcome, model: str, prompt_version: str) -> None:
-        """Keep a model outcome's values (a `ClipOutcome` with metrics) with its token counts."""
-        self.add(
-            outcome.key, outcome.metrics, model, prompt_version, outcome.input_tokens, outcome.output_tokens
-        )
-
-    def flush(self) -> None:
-        """Write what is pending as one segment (a checkpoint)."""
-        if not self._pending:
-            return
-        table = pa.Table.from_pylist(self._pending, schema=self.schema)
-        name = f"{self.prefix}segment-{self._run}-{self._segments:05d}.parquet"
-        with tempfile.TemporaryDirectory(prefix="analysis-cache-") as scratch:
-            self.store.put_file(write_parquet(table, Path(scratch) / "segment.parquet"), name)
-        self._segments += 1
-        self.checkpoints += 1
-        self._pending = []
+def clip_cache(store: Store, checkpoint_every: int = 25) -> ResultCache:
+    return ResultCache(store, ANALYSIS_CACHE_PREFIX, CACHE_SCHEMA, checkpoint_every)

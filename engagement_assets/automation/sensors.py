@@ -18,9 +18,14 @@ from engagement_assets.automation.watch import change_key, looks_back_to, newer_
 from engagement_assets.features.assets import phase_features, phase_level_engagement
 from engagement_assets.ingestion.assets import cleaned_telemetry
 from engagement_assets.matching.assets import merged_responses
-from engagement_assets.platform.partitions import NETWORK_LEARNERS_PER_RUN, telemetry_drops, users
+from engagement_assets.platform.partitions import (
+    NETWORK_LEARNERS_PER_RUN,
+    PARTITION_RANGE_END,
+    PARTITION_RANGE_START,
+    telemetry_drops,
+    users,
+)
 from engagement_assets.platform.resources import StoreResource
-from engagement_assets.platform.runs import PARTITION_RANGE_END, PARTITION_RANGE_START
 from engagement_assets.responses.assets import user_responses
 from engagement_assets.responses.extract import learners_in_drops
 from engagement_assets.settings import Settings

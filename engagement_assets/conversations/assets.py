@@ -10,7 +10,6 @@ import dagster as dg
 import pandas as pd
 import pyarrow as pa
 
-from engagement_assets.analysis.gemini import GeminiAnalyzer
 from engagement_assets.conversations import analytics
 from engagement_assets.conversations.categorize import CATEGORIES_SCHEMA, categories_table, categorize
 from engagement_assets.conversations.collect import load_state, read_raw_day, sync
@@ -23,6 +22,7 @@ from engagement_assets.conversations.model_categories import (
 from engagement_assets.conversations.records import parse_rows
 from engagement_assets.conversations.resources import ConversationOptions, MongoResource, NocoDBResource
 from engagement_assets.conversations.settings import ConversationSettings
+from engagement_assets.platform.gemini_client import GeminiClient
 from engagement_assets.platform.io_manager import DAILY_HIVE, LAYOUT_METADATA
 from engagement_assets.platform.metadata import counts_table, declared_schema, table_metadata
 from engagement_assets.platform.pools import GEMINI_POOL
@@ -278,8 +278,8 @@ def _nocodb_sensor(
     return nocodb_sensor
 
 
-def _categories_model(gemini: GeminiResource) -> GeminiAnalyzer:
-    return GeminiAnalyzer(
+def _categories_model(gemini: GeminiResource) -> GeminiClient:
+    return GeminiClient(
         gemini.client(),
         gemini.model,
         rpm=gemini.rpm,

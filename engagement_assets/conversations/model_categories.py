@@ -8,12 +8,11 @@ import hashlib
 from dataclasses import dataclass, field
 from typing import Literal
 
-import pyarrow as pa
 from pydantic import BaseModel, Field
 
-from engagement_assets.analysis.cache import ResultCache, cache_key
-from engagement_assets.analysis.gemini import GeminiAnalyzer, TextRequest, generation_config
 from engagement_assets.conversations.categorize import CATEGORY_FIELDS, INTENT_PATTERNS, TOPICS, Category
+from engagement_assets.platform.gemini_client import GeminiClient, TextRequest, structured_output_config
+from engagement_assets.platform.result_cache import ResultCache, cache_key, cache_schema
 from engagement_assets.storage.layout import CATEGORIES_CACHE_PREFIX
 from engagement_assets.storage.store import Store
 
@@ -25,16 +24,7 @@ SYSTEM_PROMPT = (
     "You read what a child learning English wrote to a tutor bot in one conversation. Classify it: the topic, "
     "the learner's intent and their sentiment, each with your confidence from 0 to 1."
 )
-CACHE_SCHEMA = pa.schema(
-    [
-        ("key", pa.string()),
-        *CATEGORY_FIELDS,
-        ("model", pa.string()),
-        ("prompt_version", pa.string()),
-        ("input_tokens", pa.int64()),
-        ("output_tokens", pa.int64()),
-    ]
-)
+CACHE_SCHEMA = cache_schema(CATEGORY_FIELDS)
 
 
 class CategoryAnswer(BaseModel):
@@ -71,14 +61,14 @@ class ModelCategories:
 
 
 def model_config(model: str):
-    return generation_config(model, SYSTEM_PROMPT, CategoryAnswer)
+    return structured_output_config(model, SYSTEM_PROMPT, CategoryAnswer)
 
 
 def categorize_with_model(
-    texts: dict[str, list[str]], analyzer: GeminiAnalyzer, store: Store, model: str
+    texts: dict[str, list[str]], analyzer: GeminiClient, store: Store, model: str
 ) -> ModelCategories:
     """Categories of each conversation ({conversation_id: learner texts}); failures keep their reason."""
-    cache = ResultCache(store, prefix=CATEGORIES_CACHE_PREFIX, schema=CACHE_SCHEMA)
+    cache = ResultCache(store, CATEGORIES_CACHE_PREFIX, CACHE_SCHEMA)
     prompts = {cid: "\n".join(t for t in lines if t) for cid, lines in texts.items()}
     keys = {
         cid: cache_key(hashlib.sha256(text.encode()).hexdigest(), None, model, PROMPT_VERSION)

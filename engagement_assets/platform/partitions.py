@@ -12,6 +12,9 @@ from engagement_assets.settings import Settings
 from engagement_assets.storage.keys import check_partition_key
 
 telemetry_drops = dg.DynamicPartitionsDefinition(name="telemetry_drops")
+# The tags of a run over a range of partitions (what a batched backfill or a refresh sensor launches).
+PARTITION_RANGE_START = "dagster/asset_partition_range_start"
+PARTITION_RANGE_END = "dagster/asset_partition_range_end"
 users = dg.DynamicPartitionsDefinition(name="users")
 
 # Network stages batch fewer learners per run: a run that dies costs less to redo.

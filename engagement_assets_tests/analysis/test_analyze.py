@@ -15,11 +15,12 @@ import numpy as np
 import pandas as pd
 
 from engagement_assets.analysis.analyze import GeminiSetup, analyze_responses
-from engagement_assets.analysis.cache import ResultCache, cache_key
+from engagement_assets.analysis.cache import clip_cache
 from engagement_assets.analysis.gemini import PROMPT_VERSION
 from engagement_assets.analysis.schema import CATEGORY_SETS
 from engagement_assets.audio.formats import sniff_format
-from engagement_assets.sample_data.audio import voiced, wav_bytes, webm_bytes
+from engagement_assets.devtools.sample_data.audio import voiced, wav_bytes, webm_bytes
+from engagement_assets.platform.result_cache import cache_key
 from engagement_assets.storage.store import LocalStore, read_url
 from engagement_assets_tests.analysis.test_gemini import MODEL, analyzer
 from engagement_assets_tests.fake_gemini import FakeGemini
@@ -102,7 +103,7 @@ def test_local_analyzer_triages_and_rates(tmp_path):
 
 
 def gemini_setup(fake, store, max_usd=None, checkpoint_every=25, **options):
-    return GeminiSetup(analyzer(fake, **options), ResultCache(store, checkpoint_every), max_usd)
+    return GeminiSetup(analyzer(fake, **options), clip_cache(store, checkpoint_every), max_usd)
 
 
 def test_gemini_path_never_sends_blank_or_unsupported_clips_and_a_rerun_makes_no_calls(tmp_path):
@@ -197,7 +198,7 @@ def test_a_killed_run_resumes_without_paying_again_for_checkpointed_clips(tmp_pa
             cache_key(row.sha256, f"Sentence {i % 7}", MODEL, PROMPT_VERSION): row.sha256
             for i, row in enumerate(manifest.itertuples())
         }
-        checkpointed = {keys[key] for key in ResultCache(store).lookup(set(keys))}
+        checkpointed = {keys[key] for key in clip_cache(store).lookup(set(keys))}
         frame, report = analyze_responses(responses, manifest, read_url, gemini_setup(fake, store))
         resent = [request.audio_sha256 for request in fake.requests[before:]]
     assert (frame["status"] == "analysed").all()

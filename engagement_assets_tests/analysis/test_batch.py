@@ -7,7 +7,7 @@ import pytest
 
 from engagement_assets.analysis.analyze import GeminiSetup, analyze_responses
 from engagement_assets.analysis.batch import BatchStillRunning, GeminiBatchAnalyzer
-from engagement_assets.analysis.cache import ResultCache
+from engagement_assets.analysis.cache import clip_cache
 from engagement_assets.storage.store import LocalStore, read_url
 from engagement_assets_tests.analysis.test_analyze import build, gemini_setup, speech
 from engagement_assets_tests.analysis.test_gemini import MODEL, client_for
@@ -18,7 +18,7 @@ def batch_setup(fake, store, max_wait_seconds=10.0) -> GeminiSetup:
     analyzer = GeminiBatchAnalyzer(
         client_for(fake), MODEL, store, poll_seconds=0.02, max_wait_seconds=max_wait_seconds
     )
-    return GeminiSetup(analyzer, ResultCache(store))
+    return GeminiSetup(analyzer, clip_cache(store))
 
 
 def test_a_batch_job_analyses_every_clip_into_the_cache(tmp_path):

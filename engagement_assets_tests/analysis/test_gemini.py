@@ -14,8 +14,9 @@ import pytest
 from google import genai
 from google.genai import types
 
-from engagement_assets.analysis.gemini import ClipRequest, GeminiAnalyzer, SlidingWindowLimiter
-from engagement_assets.sample_data.audio import voiced, wav_bytes
+from engagement_assets.analysis.gemini import ClipRequest, clip_analyzer
+from engagement_assets.devtools.sample_data.audio import voiced, wav_bytes
+from engagement_assets.platform.gemini_client import GeminiClient, SlidingWindowLimiter
 from engagement_assets_tests.fake_gemini import FakeGemini, Fault
 
 MODEL = "gemini-2.5-flash-lite"
@@ -30,9 +31,9 @@ def client_for(fake: FakeGemini, timeout_s: float = 2.0) -> genai.Client:
     return genai.Client(api_key="test-key", http_options=options)
 
 
-def analyzer(fake, timeout_s: float = 2.0, **options) -> GeminiAnalyzer:
+def analyzer(fake, timeout_s: float = 2.0, **options) -> GeminiClient:
     settings = {"rpm": 1000, "concurrency": 8, "backoff_base": 0.05, "window_seconds": 60.0, **options}
-    return GeminiAnalyzer(client_for(fake, timeout_s), MODEL, **settings)
+    return clip_analyzer(client_for(fake, timeout_s), MODEL, **settings)
 
 
 def requests(count: int, offset: int = 0) -> list[ClipRequest]:

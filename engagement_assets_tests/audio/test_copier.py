@@ -15,7 +15,7 @@ import pytest
 from botocore.config import Config
 
 from engagement_assets.audio.copier import AudioCopier, Clip, CopyPolicy
-from engagement_assets.sample_data.audio import wav_bytes, webm_bytes
+from engagement_assets.devtools.sample_data.audio import wav_bytes, webm_bytes
 from engagement_assets.storage.s3 import s3_client
 from engagement_assets.storage.store import LocalStore, S3Store
 from engagement_assets_tests.faults import HANG, RESET, SLOW, TRUNCATE, FaultProxy

@@ -17,9 +17,13 @@ from engagement_assets.automation.sensors import build_sensors
 from engagement_assets.automation.watch import looks_back_to, newer_files
 from engagement_assets.definitions import defs
 from engagement_assets.matching.assets import merged_responses
-from engagement_assets.platform.partitions import register_partitions, users
+from engagement_assets.platform.partitions import (
+    PARTITION_RANGE_END,
+    PARTITION_RANGE_START,
+    register_partitions,
+    users,
+)
 from engagement_assets.platform.resources import StoreResource
-from engagement_assets.platform.runs import PARTITION_RANGE_END, PARTITION_RANGE_START
 from engagement_assets.responses.assets import user_responses
 from engagement_assets.responses.extract import learners_in_drops
 from engagement_assets.settings import Settings

@@ -19,11 +19,11 @@ from engagement_assets.conversations import analytics
 from engagement_assets.conversations.assets import AFFECTED_DAYS, build_conversation_group
 from engagement_assets.conversations.categorize import CATEGORIES_SCHEMA
 from engagement_assets.conversations.collect import load_state, read_raw_day
-from engagement_assets.conversations.demo import sync_and_build
-from engagement_assets.conversations.fake_nocodb import FakeNocoDB
 from engagement_assets.conversations.resources import conversation_resources
-from engagement_assets.conversations.sample import generate
 from engagement_assets.conversations.settings import ConversationSettings
+from engagement_assets.devtools.conversation_demo import sync_and_build
+from engagement_assets.devtools.conversation_sample import generate
+from engagement_assets.devtools.fake_nocodb import FakeNocoDB
 from engagement_assets.platform.metadata import declared_schema
 from engagement_assets.platform.resources import gemini_resource
 from engagement_assets.settings import Settings

@@ -10,7 +10,6 @@ from datetime import UTC, datetime, timedelta
 import pytest
 import requests
 
-from engagement_assets.conversations.fake_nocodb import FakeNocoDB
 from engagement_assets.conversations.nocodb import (
     NocoDBAuthError,
     NocoDBClient,
@@ -18,6 +17,7 @@ from engagement_assets.conversations.nocodb import (
     NocoDBRequestError,
     NocoDBUnavailableError,
 )
+from engagement_assets.devtools.fake_nocodb import FakeNocoDB
 
 TOKEN = "nc-secret-7f3a9c41d2"
 T0 = datetime(2026, 3, 1, 9, 0, tzinfo=UTC)

@@ -29,8 +29,8 @@ from engagement_assets.conversations.nocodb import (
     NocoDBNotFoundError,
 )
 from engagement_assets.conversations.resources import NocoDBResource
-from engagement_assets.conversations.sample import generate
 from engagement_assets.conversations.settings import ConversationSettings
+from engagement_assets.devtools.conversation_sample import generate
 from engagement_assets.storage.store import open_store
 from engagement_assets_tests.conversations.real_nocodb import RealNocoDB, create_tables
 

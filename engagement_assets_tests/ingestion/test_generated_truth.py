@@ -7,8 +7,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from engagement_assets import learner_key
+from engagement_assets.devtools.sample_data import generate_landing
 from engagement_assets.ingestion.cleaning import clean_drop
-from engagement_assets.sample_data import generate_landing
 from engagement_assets.storage import layout
 from engagement_assets.storage.store import open_store
 from engagement_assets_tests.pipeline import (

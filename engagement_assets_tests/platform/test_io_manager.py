@@ -8,10 +8,10 @@ import pyarrow.parquet as pq
 import pytest
 
 from engagement_assets import learner_key
+from engagement_assets.devtools.runs import materialize_partition_range
 from engagement_assets.platform.io_manager import ParquetIOManager
 from engagement_assets.platform.metadata import table_metadata
 from engagement_assets.platform.partitions import register_partitions
-from engagement_assets.platform.runs import materialize_partition_range
 from engagement_assets.storage.keys import UnsafePartitionKey
 from engagement_assets.storage.store import open_store
 from engagement_assets.storage.tables import SchemaDrift

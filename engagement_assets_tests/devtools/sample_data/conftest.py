@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from engagement_assets.sample_data import LandingSummary, generate_landing
+from engagement_assets.devtools.sample_data import LandingSummary, generate_landing
 
 from .reference_stage1 import events_of, rows_of, unwrap
 

@@ -10,11 +10,11 @@ from collections import Counter
 
 import pytest
 
-from engagement_assets.sample_data import LandingSummary
-from engagement_assets.sample_data.events import APP_PDATAS, Surroundings, event_context
-from engagement_assets.sample_data.identity import STYLES, LearnerIds
-from engagement_assets.sample_data.ids import api_token
-from engagement_assets.sample_data.malformed import (
+from engagement_assets.devtools.sample_data import LandingSummary
+from engagement_assets.devtools.sample_data.events import APP_PDATAS, Surroundings, event_context
+from engagement_assets.devtools.sample_data.identity import STYLES, LearnerIds
+from engagement_assets.devtools.sample_data.ids import api_token
+from engagement_assets.devtools.sample_data.malformed import (
     BAD_LINE,
     GARBAGE_GZIP,
     INVALID_UTF8,

@@ -3,7 +3,7 @@ from __future__ import annotations
 import gzip
 import json
 
-from engagement_assets.sample_data import generate_landing
+from engagement_assets.devtools.sample_data import generate_landing
 
 
 def test_target_mb_pads_the_telemetry_to_about_that_size(tmp_path):

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import json
 
-from engagement_assets.sample_data.cli import main
+from engagement_assets.devtools.sample_data.cli import main
 
 
 def test_cli_writes_a_landing_area_and_prints_a_summary(tmp_path, capsys):

@@ -92,7 +92,7 @@ def write_summary(summary: LandingSummary, kept_lines: dict[str, Iterable[str]])
     """Write the summary, streaming each file's kept list from `kept_lines` (JSON triples, one per line)."""
     placeholders = {f.path: f"@@kept:{index}@@" for index, f in enumerate(summary.files)}
     document = {
-        "generator": "engagement_assets.sample_data",
+        "generator": "engagement_assets.devtools.sample_data",
         "arguments": summary.arguments,
         "telemetry": {
             "bytes_uncompressed": summary.telemetry_bytes_uncompressed,

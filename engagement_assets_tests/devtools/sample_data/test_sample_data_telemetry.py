@@ -4,7 +4,7 @@ import gzip
 import json
 from collections import Counter
 
-from engagement_assets.sample_data import plan_files
+from engagement_assets.devtools.sample_data import plan_files
 
 ENVELOPE = {"api_id", "ver", "params", "ets", "events", "channel", "pid", "mid", "syncts"}
 

@@ -6,8 +6,8 @@ from collections import defaultdict
 from datetime import UTC, datetime
 from itertools import pairwise
 
+from engagement_assets.devtools.sample_data.sessions_csv import MONGO_COLUMNS, MYSQL_COLUMNS
 from engagement_assets.matching.sessions import sessions_key
-from engagement_assets.sample_data.sessions_csv import MONGO_COLUMNS, MYSQL_COLUMNS
 
 NAIVE = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{6}$")
 UTC_Z = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")

@@ -16,17 +16,17 @@ import dagster as dg
 
 from engagement_assets.analysis.assets import audio_analysis
 from engagement_assets.audio.assets import response_audio
-from engagement_assets.conversations.demo import run_conversation_demo
+from engagement_assets.devtools.conversation_demo import run_conversation_demo
+from engagement_assets.devtools.runs import materialize_partition, materialize_partition_range
+from engagement_assets.devtools.sample_data import generate_landing
 from engagement_assets.engagement_pipeline import ASSETS
 from engagement_assets.features.assets import phase_features, phase_level_engagement
 from engagement_assets.ingestion.assets import cleaned_telemetry, landed_drops
 from engagement_assets.matching.assets import merged_responses
 from engagement_assets.platform.partitions import register_partitions, telemetry_drops, users
 from engagement_assets.platform.resources import build_resources
-from engagement_assets.platform.runs import materialize_partition, materialize_partition_range
 from engagement_assets.responses.assets import user_responses
 from engagement_assets.responses.extract import learner_keys
-from engagement_assets.sample_data import generate_landing
 from engagement_assets.settings import Settings
 from engagement_assets.storage.store import LocalStore, open_store
 

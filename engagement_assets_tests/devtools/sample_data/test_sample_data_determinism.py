@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from engagement_assets.sample_data import generate_landing
+from engagement_assets.devtools.sample_data import generate_landing
 
 
 def _tree(root: Path) -> dict[str, bytes]:

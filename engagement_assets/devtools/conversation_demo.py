@@ -10,10 +10,10 @@ import secrets
 import dagster as dg
 
 from engagement_assets.conversations.assets import AFFECTED_DAYS, ConversationGroup, build_conversation_group
-from engagement_assets.conversations.fake_nocodb import FakeNocoDB
 from engagement_assets.conversations.resources import conversation_resources
-from engagement_assets.conversations.sample import generate
 from engagement_assets.conversations.settings import ConversationSettings
+from engagement_assets.devtools.conversation_sample import generate
+from engagement_assets.devtools.fake_nocodb import FakeNocoDB
 from engagement_assets.platform.resources import gemini_resource
 from engagement_assets.settings import Settings
 

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import dagster as dg
 
-from engagement_assets import demo
+from engagement_assets.devtools import demo
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 
 def test_demo_runs_every_available_stage_on_generated_data(tmp_path, monkeypatch, capsys):

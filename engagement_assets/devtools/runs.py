@@ -5,8 +5,7 @@ from __future__ import annotations
 
 import dagster as dg
 
-PARTITION_RANGE_START = "dagster/asset_partition_range_start"
-PARTITION_RANGE_END = "dagster/asset_partition_range_end"
+from engagement_assets.platform.partitions import PARTITION_RANGE_END, PARTITION_RANGE_START
 
 
 def materialize_partition(assets, selection, key: str, instance, resources, run_config=None):
