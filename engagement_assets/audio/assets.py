@@ -40,13 +40,21 @@ ASSET = "response_audio"
 
 
 class AudioDownloadConfig(dg.Config):
+    # The defaults are the copier's own (CopyPolicy), declared once there.
     workers: int = Field(
-        default=25, ge=1, le=256, description="Concurrent downloads, shared by all learners of a run."
+        default=CopyPolicy.workers,
+        ge=1,
+        le=256,
+        description="Concurrent downloads, shared by all learners of a run.",
     )
     attempts: int = Field(
-        default=3, ge=1, description="Tries per clip for transient faults (5xx, timeouts, resets)."
+        default=CopyPolicy.attempts,
+        ge=1,
+        description="Tries per clip for transient faults (5xx, timeouts, resets).",
     )
-    timeout_seconds: float = Field(default=120.0, gt=0, description="Longest one clip's download may take.")
+    timeout_seconds: float = Field(
+        default=CopyPolicy.timeout_seconds, gt=0, description="Longest one clip's download may take."
+    )
     warn_failure_rate: float = Field(
         default=0.05, ge=0, le=1, description="Share of failed clips above which the check warns."
     )
@@ -77,7 +85,9 @@ def response_audio(
     size, sha256, real format (WAV, or WebM under a .wav name) and a status (`stored`, `skipped_existing`,
     `missing`, `failed` with the error, `no_audio`)."""
     destination = warehouse.store()
-    policy = CopyPolicy(workers=config.workers, attempts=config.attempts, timeout_s=config.timeout_seconds)
+    policy = CopyPolicy(
+        workers=config.workers, attempts=config.attempts, timeout_seconds=config.timeout_seconds
+    )
     copier = AudioCopier(_source(audio_source.url, policy), destination, policy)
     learners = learners_of(context)
     clips = [
@@ -135,8 +145,8 @@ def _source(url: str, policy: CopyPolicy) -> Store:
     # dagster-aws's S3Resource cannot set timeouts or the connection pool size, which the worker pool
     # needs; botocore's own retries are off because the copier retries with backoff and jitter itself.
     config = Config(
-        connect_timeout=min(10.0, policy.timeout_s),
-        read_timeout=policy.timeout_s,
+        connect_timeout=min(10.0, policy.timeout_seconds),
+        read_timeout=policy.timeout_seconds,
         max_pool_connections=policy.workers + 4,
         retries={"total_max_attempts": 1, "mode": "standard"},
     )

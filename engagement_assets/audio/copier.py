@@ -56,9 +56,9 @@ READ_CHUNK = 1 << 20
 class CopyPolicy:
     workers: int = 25
     attempts: int = 3
-    timeout_s: float = 120.0
-    backoff_base_s: float = 0.5
-    backoff_cap_s: float = 30.0
+    timeout_seconds: float = 120.0
+    backoff_base_seconds: float = 0.5
+    backoff_cap_seconds: float = 30.0
 
 
 @dataclass(frozen=True)
@@ -151,10 +151,10 @@ class AudioCopier:
         return _row(clip, STORED, target=self.destination.uri(target), facts=facts, attempts=attempt)
 
     def _download(self, key: str, local: Path) -> Known:
-        deadline = time.monotonic() + self.policy.timeout_s
+        deadline = time.monotonic() + self.policy.timeout_seconds
         with self.source.open_read(key) as stream, open(local, "wb") as out:
             return _digest(
-                stream, out.write, deadline, f"download took longer than {self.policy.timeout_s:g} s"
+                stream, out.write, deadline, f"download took longer than {self.policy.timeout_seconds:g} s"
             )
 
     def _describe_stored(self, target: str) -> Known:
@@ -162,7 +162,7 @@ class AudioCopier:
             return _digest(stream)
 
     def _backoff(self, attempt: int) -> float:
-        ceiling = min(self.policy.backoff_cap_s, self.policy.backoff_base_s * 2 ** (attempt - 1))
+        ceiling = min(self.policy.backoff_cap_seconds, self.policy.backoff_base_seconds * 2 ** (attempt - 1))
         return self._rng.uniform(0, ceiling)
 
 

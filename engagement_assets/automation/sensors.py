@@ -7,6 +7,7 @@ minutes at a million learners. The all-learner table follows its own sensor for 
 declarative automation drives the conversation group."""
 
 import time
+from functools import partial
 
 import dagster as dg
 
@@ -288,43 +289,7 @@ def build_sensors(settings: Settings) -> list[dg.SensorDefinition]:
     """The engagement group's sensors, looking as often as the settings say, and the automation sensor
     (which the conversation group's conditions need)."""
     every = settings.sensor_interval_seconds
-
-    @dg.sensor(
-        target=[cleaned_telemetry.key],
-        minimum_interval_seconds=min(every, DROP_TICK_SECONDS),
-        default_status=_RUNNING,
-        description=register_new_drops.__doc__,
-    )
-    def telemetry_drop_sensor(context: dg.SensorEvaluationContext, landing: StoreResource):
-        return register_new_drops(context, landing)
-
-    @dg.sensor(
-        target=[asset.key for asset in DROP_REFRESH],
-        minimum_interval_seconds=min(every, REFRESH_TICK_SECONDS),
-        default_status=_RUNNING,
-        description=refresh_learners_of_drops.__doc__,
-    )
-    def learners_sensor(context: dg.SensorEvaluationContext, warehouse: StoreResource):
-        return refresh_learners_of_drops(context, warehouse)
-
-    @dg.sensor(
-        target=[asset.key for asset in SESSIONS_REFRESH],
-        minimum_interval_seconds=every,
-        default_status=_RUNNING,
-        description=refresh_learners_of_sessions.__doc__,
-    )
-    def sessions_sensor(context: dg.SensorEvaluationContext, landing: StoreResource):
-        return refresh_learners_of_sessions(context, landing, settings.learners_per_run)
-
-    @dg.sensor(
-        target=[phase_level_engagement.key],
-        minimum_interval_seconds=min(every, REFRESH_TICK_SECONDS),
-        default_status=_RUNNING,
-        description=rebuild_engagement_table.__doc__,
-    )
-    def engagement_table_sensor(context: dg.SensorEvaluationContext):
-        return rebuild_engagement_table(context)
-
+    refresh_every = min(every, REFRESH_TICK_SECONDS)
     # The conversation group follows its parents by its automation conditions.
     automation = dg.AutomationConditionSensorDefinition(
         "downstream_automation",
@@ -332,4 +297,44 @@ def build_sensors(settings: Settings) -> list[dg.SensorDefinition]:
         default_status=_RUNNING,
         minimum_interval_seconds=every,
     )
-    return [telemetry_drop_sensor, learners_sensor, sessions_sensor, engagement_table_sensor, automation]
+    return [
+        _sensor(
+            "telemetry_drop_sensor",
+            register_new_drops,
+            [cleaned_telemetry],
+            min(every, DROP_TICK_SECONDS),
+            "landing",
+        ),
+        _sensor("learners_sensor", refresh_learners_of_drops, DROP_REFRESH, refresh_every, "warehouse"),
+        _sensor(
+            "sessions_sensor",
+            partial(refresh_learners_of_sessions, learners_per_run=settings.learners_per_run),
+            SESSIONS_REFRESH,
+            every,
+            "landing",
+        ),
+        _sensor("engagement_table_sensor", rebuild_engagement_table, [phase_level_engagement], refresh_every),
+        automation,
+    ]
+
+
+def _sensor(name: str, tick, targets: list[dg.AssetsDefinition], interval: int, *resources: str):
+    """A sensor running `tick(context, *resources)`, described by the tick's docstring."""
+    description = (tick.func if isinstance(tick, partial) else tick).__doc__
+
+    @dg.sensor(
+        name=name,
+        target=[asset.key for asset in targets],
+        minimum_interval_seconds=interval,
+        default_status=_RUNNING,
+        description=description,
+        required_resource_keys=set(resources),
+    )
+    def evaluate(context: dg.SensorEvaluationContext, **given):
+        # Dagster hands the resources in as arguments when a sensor is called directly (tests), and on the
+        # context when the daemon evaluates it.
+        return tick(
+            context, *(given[key] if key in given else getattr(context.resources, key) for key in resources)
+        )
+
+    return evaluate

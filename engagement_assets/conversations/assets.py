@@ -3,6 +3,7 @@
 Built from the group's settings by `build_conversation_group`."""
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date
 
@@ -29,6 +30,7 @@ from engagement_assets.platform.pools import GEMINI_POOL
 from engagement_assets.platform.resources import GeminiResource, StoreResource
 from engagement_assets.storage import layout
 from engagement_assets.storage.parquet import read_parquet
+from engagement_assets.storage.store import Store
 
 GROUP = "conversations"
 IO_MANAGER = "conversations_io_manager"
@@ -63,9 +65,7 @@ def build_conversation_group(
     when it is Gemini, the sensor looking every `sensor_interval_seconds`."""
     days = dg.DailyPartitionsDefinition(start_date=settings.start_date)
     daily = [
-        _conversations_asset(days),
-        _messages_asset(days),
-        _translations_asset(days),
+        *(_daily_table_asset(days, table) for table in DAILY_TABLES),
         _categories_asset(days, settings.categorizer),
     ]
     return ConversationGroup(
@@ -113,56 +113,74 @@ def nocodb_sync(
     )
 
 
-def _conversations_asset(days: dg.DailyPartitionsDefinition) -> dg.AssetsDefinition:
-    @dg.asset(**_daily(days, analytics.CONVERSATIONS_SCHEMA))
-    def conversations(
+@dataclass(frozen=True)
+class DailyTable:
+    """A daily table built from the day's raw rows alone: its asset, MongoDB collection and meaning."""
+
+    name: str
+    schema: pa.Schema
+    collection: str
+    build: Callable[[Store, date], pd.DataFrame]
+    meaning: str
+    counted_by: str | None = None  # a column whose value counts the metadata shows
+
+
+def _day_conversations(store: Store, day: date) -> pd.DataFrame:
+    return analytics.conversation_analytics(_raw(store, "conversations", day), _raw(store, "messages", day))
+
+
+def _day_messages(store: Store, day: date) -> pd.DataFrame:
+    return analytics.message_analytics(_raw(store, "messages", day))
+
+
+def _day_translations(store: Store, day: date) -> pd.DataFrame:
+    return analytics.translations(_raw(store, "messages", day))
+
+
+DAILY_TABLES = (
+    DailyTable(
+        "conversations",
+        analytics.CONVERSATIONS_SCHEMA,
+        "conversation_analytics",
+        _day_conversations,
+        "One row per conversation started that day (UTC): learner, channel, language, status, message counts "
+        "by side, duration, words, and how fast the tutor answered (first, mean, median seconds).",
+    ),
+    DailyTable(
+        "messages",
+        analytics.MESSAGES_SCHEMA,
+        "conversation_messages",
+        _day_messages,
+        "Every message of the day's conversations, with its position, length, words, whether it has a "
+        "translation, and for a reply the seconds since the other side's last message.",
+        counted_by="role",
+    ),
+    DailyTable(
+        "translations",
+        analytics.TRANSLATIONS_SCHEMA,
+        "conversation_translations",
+        _day_translations,
+        "The day's messages that came with an English translation: original text and language beside it.",
+        counted_by="language",
+    ),
+)
+
+
+def _daily_table_asset(days: dg.DailyPartitionsDefinition, table: DailyTable) -> dg.AssetsDefinition:
+    @dg.asset(name=table.name, description=table.meaning, **_daily(days, table.schema))
+    def daily_table(
         context: dg.AssetExecutionContext,
         conversation_storage: StoreResource,
         mongo: MongoResource,
         conversation_options: ConversationOptions,
     ):
-        """One row per conversation started that day (UTC): learner, channel, language, status, message counts
-        by side, duration, words, and how fast the tutor answered (first, mean, median seconds)."""
-        store, day = conversation_storage.store(), _day(context)
-        table = analytics.conversation_analytics(
-            _raw(store, "conversations", day), _raw(store, "messages", day)
-        )
-        return _publish_day(context, mongo, "conversation_analytics", table, conversation_options)
+        rows = table.build(conversation_storage.store(), _day(context))
+        if table.counted_by:
+            counts = counts_table(_counts(rows, table.counted_by), table.counted_by)
+            context.add_output_metadata({f"by_{table.counted_by}": counts})
+        return _publish_day(context, mongo, table.collection, rows, conversation_options)
 
-    return conversations
-
-
-def _messages_asset(days: dg.DailyPartitionsDefinition) -> dg.AssetsDefinition:
-    @dg.asset(**_daily(days, analytics.MESSAGES_SCHEMA))
-    def messages(
-        context: dg.AssetExecutionContext,
-        conversation_storage: StoreResource,
-        mongo: MongoResource,
-        conversation_options: ConversationOptions,
-    ):
-        """Every message of the day's conversations, with its position, length, words, whether it has a
-        translation, and for a reply the seconds since the other side's last message."""
-        table = analytics.message_analytics(_raw(conversation_storage.store(), "messages", _day(context)))
-        context.add_output_metadata({"by_role": counts_table(_counts(table, "role"), "role")})
-        return _publish_day(context, mongo, "conversation_messages", table, conversation_options)
-
-    return messages
-
-
-def _translations_asset(days: dg.DailyPartitionsDefinition) -> dg.AssetsDefinition:
-    @dg.asset(**_daily(days, analytics.TRANSLATIONS_SCHEMA))
-    def translations(
-        context: dg.AssetExecutionContext,
-        conversation_storage: StoreResource,
-        mongo: MongoResource,
-        conversation_options: ConversationOptions,
-    ):
-        """The day's messages that came with an English translation: original text and language beside it."""
-        table = analytics.translations(_raw(conversation_storage.store(), "messages", _day(context)))
-        context.add_output_metadata({"by_language": counts_table(_counts(table, "language"), "language")})
-        return _publish_day(context, mongo, "conversation_translations", table, conversation_options)
-
-    return translations
+    return daily_table
 
 
 def _categories_asset(days: dg.DailyPartitionsDefinition, categorizer: str) -> dg.AssetsDefinition:

@@ -26,14 +26,14 @@ def clip(seed: int) -> bytes:
     return wav_bytes(voiced(np.random.default_rng(seed), 0.5, 0.3))
 
 
-def client_for(fake: FakeGemini, timeout_s: float = 2.0) -> genai.Client:
-    options = types.HttpOptions(base_url=fake.url, api_version="v1beta", timeout=int(timeout_s * 1000))
+def client_for(fake: FakeGemini, timeout_seconds: float = 2.0) -> genai.Client:
+    options = types.HttpOptions(base_url=fake.url, api_version="v1beta", timeout=int(timeout_seconds * 1000))
     return genai.Client(api_key="test-key", http_options=options)
 
 
-def analyzer(fake, timeout_s: float = 2.0, **options) -> GeminiClient:
+def analyzer(fake, timeout_seconds: float = 2.0, **options) -> GeminiClient:
     settings = {"rpm": 1000, "concurrency": 8, "backoff_base": 0.05, "window_seconds": 60.0, **options}
-    return clip_analyzer(client_for(fake, timeout_s), MODEL, **settings)
+    return clip_analyzer(client_for(fake, timeout_seconds), MODEL, **settings)
 
 
 def requests(count: int, offset: int = 0) -> list[ClipRequest]:
@@ -93,7 +93,7 @@ def test_a_429_waits_the_servers_retry_delay_and_does_not_count_as_an_attempt():
 def test_server_errors_and_timeouts_are_retried(faults):
     with FakeGemini(hang_seconds=3) as fake:
         fake.fail_next(*faults)
-        (outcome,) = analyzer(fake, concurrency=1, timeout_s=1.0).analyze(requests(1))
+        (outcome,) = analyzer(fake, concurrency=1, timeout_seconds=1.0).analyze(requests(1))
         sent = len(fake.requests)
     assert outcome.metrics is not None and sent == len(faults) + 1
     # With aiohttp installed (dagster-k8s brings it) the SDK resends a request whose connection dropped

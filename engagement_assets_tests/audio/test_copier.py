@@ -139,7 +139,7 @@ def test_responses_without_audio_get_a_row(proxy, audio_bucket, tmp_path):
 def test_a_download_slower_than_the_timeout_is_retried(proxy, s3, audio_bucket, tmp_path):
     s3.put_object(Bucket=audio_bucket, Key="audio/ch/big.wav", Body=b"RIFF" + b"\0" * (400 << 10))
     proxy.plan("ch/big.wav", SLOW)
-    made = copier(audio_bucket, LocalStore(tmp_path / "w"), timeout_s=0.5)
+    made = copier(audio_bucket, LocalStore(tmp_path / "w"), timeout_seconds=0.5)
     (row,) = made.copy_all([clip("ch/big.wav")])
     assert (row["status"], row["attempts"]) == ("stored", 2)
 
