@@ -32,7 +32,7 @@ from engagement_assets.storage import layout
 from engagement_assets.storage.parquet import read_parquet
 from engagement_assets.storage.store import Store
 
-GROUP = "conversations"
+GROUP = "conversation_analytics"
 IO_MANAGER = "conversations_io_manager"
 AFFECTED_DAYS = "affected_days"
 
