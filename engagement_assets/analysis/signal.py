@@ -8,10 +8,13 @@ from __future__ import annotations
 
 import io
 import math
+import struct
 import wave
 from dataclasses import dataclass
 
 import numpy as np
+
+from engagement_assets.errors import describe
 
 SILENCE_PEAK_DBFS = -50.0
 MIN_SECONDS = 0.2
@@ -55,8 +58,10 @@ def read_pcm(data: bytes) -> tuple[np.ndarray, int]:
         with wave.open(io.BytesIO(data)) as clip:
             width, channels, rate = clip.getsampwidth(), clip.getnchannels(), clip.getframerate()
             frames = clip.readframes(clip.getnframes())
-    except (wave.Error, EOFError) as err:
-        raise UnsupportedAudio(f"not a PCM WAV file: {err}") from None
+    # The standard library's parser fails on a damaged header in several ways (a bad chunk size ends in a
+    # bare RuntimeError from its seek): each is this clip's problem, never the batch's.
+    except (wave.Error, EOFError, RuntimeError, struct.error, ValueError, OverflowError) as err:
+        raise UnsupportedAudio(f"not a PCM WAV file: {describe(err)}") from None
     dtype = {1: np.uint8, 2: "<i2", 4: "<i4"}.get(width)
     if dtype is None:
         raise UnsupportedAudio(f"{8 * width}-bit WAV samples are not supported")

@@ -1,6 +1,7 @@
 """Stage 3 wiring: each learner's lesson-tracking export, and their responses matched to it."""
 
 from collections import Counter
+from dataclasses import dataclass
 
 import dagster as dg
 import pandas as pd
@@ -18,6 +19,9 @@ from engagement_assets.storage.store import Store
 MIN_MATCHED_SHARE = 0.5
 MATCHED_SHARE_CHECK = "responses_matched_to_a_session"
 OWN_SESSION_CHECK = "lesson_rows_in_own_content_session"
+READABLE_EXPORTS_CHECK = "lesson_tracking_exports_readable"
+# How many unreadable exports the check names (the learners' own metadata says it for each of them).
+NAMED_UNREADABLE = 20
 
 learner_sessions = dg.AssetSpec(
     "learner_sessions",
@@ -50,6 +54,12 @@ learner_sessions = dg.AssetSpec(
             asset="merged_responses",
             description="Responses placed in a lesson row of a different ContentSession than their own.",
         ),
+        dg.AssetCheckSpec(
+            READABLE_EXPORTS_CHECK,
+            asset="merged_responses",
+            description="Every learner's lesson-tracking export could be read; a learner whose file cannot "
+            "is stored unmatched, with the reason in their metadata (`sessions_file`).",
+        ),
     ],
 )
 def merged_responses(
@@ -61,17 +71,28 @@ def merged_responses(
     """Each response of a learner with the lesson-tracking row it belongs to (SessionId, MilestoneLevel,
     Lesson, Progress, CreatedAt_Session), by the configured rule: `nearest` (±5 min, the original rule) or
     `session_forward` (same ContentSession, first row at or after the response). Unmatched responses stay
-    with empty session columns."""
+    with empty session columns; so do all of a learner's responses when their export cannot be read (that
+    costs only that learner: the reason is in their metadata and the readable-exports check fails)."""
     store = landing.store()
     other_rule = "session_forward" if pipeline.match_strategy == "nearest" else "nearest"
-    frames, counts = {}, {}
+    frames, counts, exports = {}, {}, {}
     for learner in learners_of(context):
-        result = match_responses(
-            user_responses[learner], load_learner_sessions(store, learner), pipeline.match_strategy
-        )
-        frames[learner] = result.merged
+        sessions = load_learner_sessions(store, learner)
+        result = match_responses(user_responses[learner], sessions.rows, pipeline.match_strategy)
+        frames[learner], exports[learner] = result.merged, sessions.status
         counts[learner] = Counter({name: getattr(result, name) for name in _COUNTED})
-    add_partition_metadata(context, {learner: _described(c, other_rule) for learner, c in counts.items()})
+    unreadable = {learner: status for learner, status in exports.items() if status.startswith(UNREADABLE)}
+    if unreadable:
+        context.log.warning(
+            f"{len(unreadable)} lesson-tracking export(s) could not be read, e.g. {next(iter(unreadable.items()))}"
+        )
+    add_partition_metadata(
+        context,
+        {
+            learner: {**_described(c, other_rule), "sessions_file": exports[learner]}
+            for learner, c in counts.items()
+        },
+    )
     totals = sum(counts.values(), Counter())
     responses = totals["matched"] + totals["unmatched"]
     share = totals["matched"] / responses if responses else 1.0
@@ -98,6 +119,14 @@ def merged_responses(
                 severity=dg.AssetCheckSeverity.WARN,
                 metadata={"in_another_session": totals["other_session"], "strategy": pipeline.match_strategy},
             ),
+            dg.AssetCheckResult(
+                check_name=READABLE_EXPORTS_CHECK,
+                passed=not unreadable,
+                metadata={
+                    "unreadable": len(unreadable),
+                    "learners": dg.MetadataValue.json(dict(list(unreadable.items())[:NAMED_UNREADABLE])),
+                },
+            ),
         ],
     )
 
@@ -116,13 +145,22 @@ def _described(counts: Counter, other_rule: str) -> dict:
     }
 
 
-def load_learner_sessions(store: Store, learner: str) -> pd.DataFrame:
-    """The lesson rows of a learner (by partition key); none when there is no file, a clear failure when
-    the file is unusable."""
+UNREADABLE = "unreadable"
+
+
+@dataclass(frozen=True)
+class LearnerSessions:
+    rows: pd.DataFrame
+    status: str  # "read", "none" (no file: not an error) or "unreadable: <why>"
+
+
+def load_learner_sessions(store: Store, learner: str) -> LearnerSessions:
+    """The lesson rows of a learner (by partition key): none when there is no file or it cannot be read,
+    with the reason."""
     key = layout.sessions_key(learner)
     if not store.exists(key):
-        return empty_sessions()
+        return LearnerSessions(empty_sessions(), "none")
     try:
-        return parse_sessions(store.read_bytes(key), store.uri(key))
+        return LearnerSessions(parse_sessions(store.read_bytes(key), store.uri(key)), "read")
     except SessionsFileError as err:
-        raise dg.Failure(description=str(err)) from None
+        return LearnerSessions(empty_sessions(), f"{UNREADABLE}: {err}")

@@ -11,6 +11,7 @@ import io
 import pandas as pd
 import pyarrow as pa
 
+from engagement_assets.errors import describe
 from engagement_assets.storage import layout
 from engagement_assets.storage.columns import column
 from engagement_assets.storage.keys import key_of
@@ -50,13 +51,22 @@ def parse_sessions(data: bytes, source: str) -> pd.DataFrame:
         raw = pd.read_csv(io.BytesIO(data), dtype=str, keep_default_na=False, encoding="utf-8-sig")
     except pd.errors.EmptyDataError:
         return empty_sessions()
+    except (pd.errors.ParserError, UnicodeDecodeError, ValueError) as err:
+        raise SessionsFileError(f"{source}: not a readable CSV ({describe(err)})") from None
     missing = [column for column in REQUIRED_COLUMNS if column not in raw.columns]
     if missing:
         raise SessionsFileError(
-            f"{source}: missing required column(s) {', '.join(missing)} (has: {', '.join(raw.columns)})"
+            f"{source}: missing required column(s) {', '.join(missing)} (has: {_named(raw.columns)})"
         )
     renamed = raw[list(REQUIRED_COLUMNS)].set_axis(list(SESSION_COLUMNS), axis=1)
     return _typed(renamed, source)
+
+
+def _named(columns, shown: int = 12, longest: int = 40) -> str:
+    """The file's column names as an error may quote them: a few, each short and escaped (the header is the
+    file's own text)."""
+    names = [repr(str(name)[:longest]) for name in list(columns)[:shown]]
+    return ", ".join(names) + (f", … ({len(columns)} in all)" if len(columns) > shown else "")
 
 
 def _typed(frame: pd.DataFrame, source: str = "") -> pd.DataFrame:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import random
 import signal
 import subprocess
 import sys
@@ -18,6 +19,7 @@ from engagement_assets.analysis.analyze import GeminiSetup, analyze_responses
 from engagement_assets.analysis.cache import clip_cache
 from engagement_assets.analysis.gemini import PROMPT_VERSION
 from engagement_assets.analysis.schema import CATEGORY_SETS
+from engagement_assets.analysis.signal import UnsupportedAudio, signal_features
 from engagement_assets.audio.formats import sniff_format
 from engagement_assets.devtools.sample_data.audio import voiced, wav_bytes, webm_bytes
 from engagement_assets.platform.result_cache import cache_key
@@ -100,6 +102,43 @@ def test_local_analyzer_triages_and_rates(tmp_path):
     assert frame.loc[1, "error"] == "silent" and frame.loc[2, "error"] == "shorter than 0.2 s"
     assert "webm recording" in frame.loc[3, "error"]
     assert report.by_status["analysed"] == 2
+
+
+def damaged_headers(count: int, seed: int = 1) -> list[bytes]:
+    """PCM WAV files with 1-4 random bytes of their 44-byte header replaced."""
+    good, rng = speech(5), random.Random(seed)
+    damaged = []
+    for _ in range(count):
+        data = bytearray(good)
+        for _ in range(rng.randint(1, 4)):
+            data[rng.randrange(44)] = rng.randrange(256)
+        damaged.append(bytes(data))
+    return damaged
+
+
+def test_a_damaged_wav_header_costs_only_its_own_clip():
+    for data in damaged_headers(1500):
+        try:
+            signal_features(data)
+        except UnsupportedAudio as err:
+            assert str(err).startswith("not a PCM WAV file") or "samples are not supported" in str(err)
+
+
+def test_clips_with_damaged_headers_among_good_ones_are_unsupported_rows_and_the_rest_is_analysed(tmp_path):
+    broken = [data for data in damaged_headers(200) if _unreadable(data)][:5]
+    clips = [("stored", speech(1)), *(("stored", data) for data in broken), ("stored", speech(2))]
+    responses, manifest = build(tmp_path, clips)
+    frame, _ = analyze_responses(responses, manifest, read_url)
+    assert frame["status"].tolist() == ["analysed", *["unsupported"] * len(broken), "analysed"]
+    assert frame["error"].iloc[1 : 1 + len(broken)].notna().all()
+
+
+def _unreadable(data: bytes) -> bool:
+    try:
+        signal_features(data)
+    except UnsupportedAudio:
+        return True
+    return False
 
 
 def gemini_setup(fake, store, max_usd=None, checkpoint_every=25, **options):

@@ -2,18 +2,30 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 
 import dagster as dg
 import pytest
 
 from engagement_assets.analysis.assets import audio_analysis
-from engagement_assets.matching.assets import MATCHED_SHARE_CHECK, OWN_SESSION_CHECK, merged_responses
+from engagement_assets.matching.assets import (
+    MATCHED_SHARE_CHECK,
+    OWN_SESSION_CHECK,
+    READABLE_EXPORTS_CHECK,
+    merged_responses,
+)
 from engagement_assets.responses.assets import user_responses
 from engagement_assets_tests.ingestion.test_golden_ingestion import DROPS
-from engagement_assets_tests.pipeline import materialize_drops, materialize_learner, resources_for
+from engagement_assets_tests.pipeline import (
+    materialize_drops,
+    materialize_learner,
+    materialize_learners_batched,
+    resources_for,
+)
 
 LEARNER = "2698014209"
+OTHER = "5297880197"
 
 
 @pytest.fixture
@@ -61,13 +73,34 @@ def test_a_learner_without_a_sessions_file_is_unmatched_not_an_error(instance, t
     assert checks(result)[MATCHED_SHARE_CHECK].severity == dg.AssetCheckSeverity.WARN
 
 
-def test_a_sessions_file_missing_a_column_fails_naming_it(instance, tmp_path, landing):
+@pytest.mark.parametrize(
+    ("damage", "reason"),
+    [
+        (lambda text: text.replace("progress", "progres", 1), r"missing required column\(s\) progress"),
+        (lambda text: text + '"an unclosed quote, then\n', "unreadable"),
+        (lambda text: "\x00\xff" * 40, "unreadable"),
+    ],
+    ids=["missing column", "ragged", "binary"],
+)
+def test_an_unreadable_sessions_file_costs_only_its_learner(instance, tmp_path, landing, damage, reason):
     path = landing / "sessions" / f"{LEARNER}_learnerai_data.csv"
-    path.write_text(path.read_text().replace("progress", "progres", 1))
-    with pytest.raises(
-        dg.Failure, match=rf"{LEARNER}_learnerai_data\.csv: missing required column\(s\) progress"
-    ):
-        run_learner(instance, tmp_path, landing)
+    path.write_text(damage(path.read_text()), encoding="latin-1")
+    resources = resources_for(str(tmp_path / "w"), str(landing))
+    materialize_drops(instance, resources, DROPS)
+    result = materialize_learners_batched(
+        instance, resources, [LEARNER, OTHER], (user_responses, merged_responses)
+    )
+    assert result.success
+    metadata = {
+        event.partition: {key: value.value for key, value in event.materialization.metadata.items()}
+        for event in result.get_asset_materialization_events()
+        if event.asset_key == dg.AssetKey("merged_responses")
+    }
+    assert re.search(reason, metadata[LEARNER]["sessions_file"]) and metadata[LEARNER]["matched"] == 0
+    assert metadata[OTHER]["sessions_file"] == "read" and metadata[OTHER]["matched"] > 0
+    readable = checks(result)[READABLE_EXPORTS_CHECK]
+    assert not readable.passed and readable.severity == dg.AssetCheckSeverity.ERROR
+    assert list(readable.metadata["learners"].value) == [LEARNER]
 
 
 def test_audio_analysis_explains_what_to_configure(instance, tmp_path, landing):
