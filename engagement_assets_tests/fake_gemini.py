@@ -46,8 +46,11 @@ DISCONNECT = "disconnect"  # the connection closes without any answer
 MALFORMED = "malformed"
 OUT_OF_RANGE = "out_of_range"
 BLOCKED = "blocked"
+# A proxy in front of the API that quotes the request's headers in its error (the API key among them).
+ECHO_HEADERS = "echo_headers"
 MAX_TOKENS = "max_tokens"
 FAULTS = (
+    ECHO_HEADERS,
     INTERNAL,
     UNAVAILABLE,
     RATE_LIMITED,
@@ -681,6 +684,8 @@ class FakeGemini:
             hang = self.hang_seconds if fault.hang_seconds is None else fault.hang_seconds
             if self._stopping.wait(hang) or fault.then == "drop":
                 return None, None
+        if kind == ECHO_HEADERS:
+            return 400, error_body(400, "INVALID_ARGUMENT", f"bad request; headers: x-goog-api-key={api_key}")
         if kind == INTERNAL:
             return 500, internal_error()
         if kind == UNAVAILABLE:

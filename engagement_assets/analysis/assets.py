@@ -15,6 +15,7 @@ from engagement_assets.analysis.importer import AnalysisImportError, imported_an
 from engagement_assets.analysis.schema import ANALYSED, ANALYSIS_SCHEMA, FAILED
 from engagement_assets.audio.assets import response_audio
 from engagement_assets.audio.copier import MANIFEST_SCHEMA
+from engagement_assets.errors import redact
 from engagement_assets.platform.metadata import (
     add_partition_metadata,
     batch_metadata,
@@ -101,7 +102,7 @@ def _imported(learners, user_responses, pipeline: PipelineResource):
             read_url(pipeline.analysis_import_url), pipeline.analysis_import_url
         )
     except (FileNotFoundError, AnalysisImportError) as err:
-        raise dg.Failure(description=f"cannot import analysis: {err}") from None
+        raise dg.Failure(description=redact(f"cannot import analysis: {err}")) from None
     frames = {learner: imported_analysis(user_responses[learner], imported) for learner in learners}
     return frames, {
         "source": dg.MetadataValue.path(imported.source),
@@ -137,7 +138,7 @@ def _analysed(learners, user_responses, setup: GeminiSetup | None, store: Store)
     try:
         combined, report = analyze_responses(responses, manifest, read_url, setup)
     except BatchStillRunning as err:
-        raise dg.Failure(description=str(err)) from None
+        raise dg.Failure(description=redact(str(err))) from None
     frames, offset = {}, 0
     for learner in learners:
         count = len(user_responses[learner])

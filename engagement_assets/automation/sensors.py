@@ -73,12 +73,9 @@ _RUNNING = dg.DefaultSensorStatus.RUNNING
 def register_new_drops(context: dg.SensorEvaluationContext, landing: StoreResource) -> dg.SensorResult:
     """Registers each file landing under `<landing>/telemetry/` (or rewritten there) as a telemetry_drops
     partition and cleans it."""
+    listed = _regular_files(context, landing, layout.TELEMETRY_PREFIX, context.cursor)
     files = {
-        stored: key
-        for stored in landing.store().list_files(
-            layout.TELEMETRY_PREFIX, modified_since=looks_back_to(context.cursor)
-        )
-        if (key := layout.drop_of_telemetry_key(stored.key)) is not None
+        stored: key for stored in listed if (key := layout.drop_of_telemetry_key(stored.key)) is not None
     }
     fresh, cursor = newer_files(files, context.cursor, DROPS_PER_TICK)
     keys = [files[stored] for stored in fresh]
@@ -133,11 +130,8 @@ def refresh_learners_of_sessions(
     """Re-matches the responses and rebuilds the phase features of the known learners whose lesson-tracking
     export landed or changed, in ranged runs of up to ENGAGEMENT_LEARNERS_PER_RUN learners."""
     state = RefreshState.parse(context.cursor)
-    fresh, seen = newer_files(
-        landing.store().list_files(layout.SESSIONS_PREFIX, modified_since=looks_back_to(state.seen)),
-        state.seen,
-        SESSION_FILES_PER_TICK,
-    )
+    listed = _regular_files(context, landing, layout.SESSIONS_PREFIX, state.seen)
+    fresh, seen = newer_files(listed, state.seen, SESSION_FILES_PER_TICK)
     modified = {
         segment: stored.modified
         for stored in fresh
@@ -154,6 +148,19 @@ def refresh_learners_of_sessions(
         max_span=learners_per_run,
         assets=SESSIONS_REFRESH,
     )
+
+
+def _regular_files(context, landing: StoreResource, prefix: str, cursor: str | None) -> list:
+    """The landing area's files under `prefix` the cursor can still hand out; anything else found there (a
+    symbolic link, a FIFO) is never read, and the tick says so."""
+    skipped: list[str] = []
+    files = landing.store().list_files(prefix, modified_since=looks_back_to(cursor), skipped=skipped)
+    if skipped:
+        context.log.warning(
+            f"{len(skipped)} entr{'y' if len(skipped) == 1 else 'ies'} under {prefix} are not regular files "
+            f"and were skipped (symbolic links, FIFOs, devices), e.g. {skipped[:3]}"
+        )
+    return files
 
 
 def _not_matched_since(

@@ -17,6 +17,8 @@ from urllib.parse import quote, urlsplit
 
 import requests
 
+from engagement_assets.errors import redact
+
 log = logging.getLogger(__name__)
 
 API_VERSIONS = ("v1", "v2")
@@ -220,7 +222,10 @@ class NocoDBClient:
     def _send(self, method: str, url: str, **kwargs) -> tuple[requests.Response | None, str]:
         """The answer (None when there was none) and a description of it for messages."""
         try:
-            response = self._session.request(method, url, headers=self._auth, timeout=self.timeout, **kwargs)
+            # Never follow a redirect: the token would go to whatever address it names.
+            response = self._session.request(
+                method, url, headers=self._auth, timeout=self.timeout, allow_redirects=False, **kwargs
+            )
         except (requests.ConnectionError, requests.Timeout) as err:
             return None, f"no answer ({type(err).__name__})"
         return response, f"HTTP {response.status_code}"
@@ -239,6 +244,13 @@ class NocoDBClient:
             body = response.json()
         except ValueError:
             body = None
+        if response.is_redirect:
+            raise NocoDBRequestError(
+                f"NocoDB {method} {path} answered with a redirect (HTTP {response.status_code}) to "
+                f"{_address(response.headers.get('Location', ''))}; it is not followed, so the token is never "
+                "sent elsewhere: set NOCODB_BASE_URL to the address NocoDB answers at",
+                response.status_code,
+            )
         if not response.ok:
             raise self._error(method, path, response.status_code, body)
         if body is None:
@@ -269,7 +281,13 @@ class NocoDBClient:
 
     def _redact(self, text: str) -> str:
         # NocoDB's bodies don't echo the token, but a proxy's might: never let it reach a message.
-        return text.replace(self._token, "[token]")
+        return redact(text, also=(self._token,))
+
+
+def _address(location: str) -> str:
+    """Where a redirect points, as an error may say it: scheme and host only (no path, query or userinfo)."""
+    parts = urlsplit(location)
+    return f"{parts.scheme}://{parts.hostname}" if parts.hostname else "another address"
 
 
 # ---------------------------------------------------------------------------------------------------------

@@ -117,7 +117,7 @@ class FakeNocoDB:
         self.clock = clock
         self.requests: list[LoggedRequest] = []
         self._tables: dict[str, _Table] = {}
-        self._faults: list[int | None] = []
+        self._faults: list[int | str | None] = []  # a status, a redirect's location, or nothing
         self._lock = threading.Lock()
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
@@ -189,6 +189,11 @@ class FakeNocoDB:
         with self._lock:
             self._faults.extend([None] * after + list(statuses))
 
+    def redirect_next(self, location: str) -> None:
+        """Answer the next request with a 307 to `location` (a misconfigured proxy or a moved server)."""
+        with self._lock:
+            self._faults.append(location)
+
     def _table(self, table_id: str) -> _Table:
         try:
             return self._tables[table_id]
@@ -223,6 +228,8 @@ class FakeNocoDB:
             self.requests.append(LoggedRequest(method, parts.path, query, auth))
             fault = self._faults.pop(0) if self._faults else None  # None: this request goes through
         try:
+            if isinstance(fault, str):
+                raise _Refusal(307, {"msg": "Temporary Redirect"}, {"Location": fault})
             if fault is not None:
                 raise _Refusal(fault, FAULT_BODIES[fault], {"Retry-After": "0"} if fault == 429 else None)
             if not authorized:

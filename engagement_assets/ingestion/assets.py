@@ -8,6 +8,7 @@ from pathlib import Path
 import dagster as dg
 from pydantic import Field
 
+from engagement_assets.errors import redact
 from engagement_assets.ingestion.cleaning import DEFAULT_CHUNK_SIZE, clean_drop, default_workers
 from engagement_assets.ingestion.events import RESPONSE_SCHEMA
 from engagement_assets.ingestion.records import NotJsonError
@@ -75,7 +76,7 @@ def cleaned_telemetry(
         )
     except NotJsonError as err:
         shutil.rmtree(workdir, ignore_errors=True)
-        raise dg.Failure(description=str(err)) from None
+        raise dg.Failure(description=redact(str(err))) from None
     except BaseException:
         shutil.rmtree(workdir, ignore_errors=True)
         raise

@@ -15,6 +15,8 @@ import pyarrow.fs as pafs
 from botocore.config import Config
 from botocore.exceptions import ClientError, ConnectionError, HTTPClientError, IncompleteReadError
 
+from engagement_assets.errors import NotARegularFile
+
 # Several threads (audio downloads, concurrent partition writes) share one client.
 _CLIENT_CONFIG = Config(max_pool_connections=64, retries={"max_attempts": 5, "mode": "standard"})
 _MISSING_CODES = {"404", "NoSuchKey", "NotFound"}
@@ -57,7 +59,9 @@ def is_transient(err: BaseException) -> bool:
     """A fault worth retrying: a 5xx or throttling answer, a timeout, a dropped or cut-short connection."""
     if isinstance(err, ClientError):
         return _code(err) in _TRANSIENT_CODES or str(_status(err)).startswith("5")
-    if isinstance(err, (FileNotFoundError, PermissionError, IsADirectoryError, NotADirectoryError)):
+    if isinstance(
+        err, (FileNotFoundError, PermissionError, IsADirectoryError, NotADirectoryError, NotARegularFile)
+    ):
         return False
     return isinstance(err, (ConnectionError, HTTPClientError, IncompleteReadError, TimeoutError, OSError))
 

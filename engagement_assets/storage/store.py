@@ -8,8 +8,10 @@ only appears when its upload completes, so a killed upload leaves nothing behind
 
 from __future__ import annotations
 
+import errno
 import os
 import shutil
+import stat
 import tempfile
 import uuid
 from collections.abc import Iterator, Mapping
@@ -22,6 +24,7 @@ from urllib.parse import urlparse
 import pyarrow.fs as pafs
 from botocore.exceptions import ClientError
 
+from engagement_assets.errors import NotARegularFile
 from engagement_assets.storage.layout import STAGING_PREFIX
 from engagement_assets.storage.s3 import arrow_s3_filesystem, is_missing, s3_client
 
@@ -47,9 +50,12 @@ class Store:
     def exists(self, key: str) -> bool:
         raise NotImplementedError
 
-    def list_files(self, prefix: str = "", modified_since: float | None = None) -> list[StoredFile]:
+    def list_files(
+        self, prefix: str = "", modified_since: float | None = None, skipped: list[str] | None = None
+    ) -> list[StoredFile]:
         """Files under `prefix` (recursively), temp files excluded, sorted by key; with `modified_since`
-        (epoch seconds) only those written at or after it."""
+        (epoch seconds) only those written at or after it. Only regular files are files: the keys of
+        anything else found (a symbolic link, a FIFO, a device) are appended to `skipped`."""
         raise NotImplementedError
 
     def size(self, key: str) -> int | None:
@@ -114,9 +120,11 @@ class LocalStore(Store):
         return str(self.path(key))
 
     def exists(self, key: str) -> bool:
-        return self.path(key).is_file()
+        return _is_regular(self.path(key))
 
-    def list_files(self, prefix: str = "", modified_since: float | None = None) -> list[StoredFile]:
+    def list_files(
+        self, prefix: str = "", modified_since: float | None = None, skipped: list[str] | None = None
+    ) -> list[StoredFile]:
         base = self.path(prefix) if prefix.endswith("/") or not prefix else self.path(prefix).parent
         if not base.is_dir():
             return []
@@ -134,18 +142,22 @@ class LocalStore(Store):
                     key = key_prefix + entry.name
                     if entry.is_dir(follow_symlinks=False):
                         folders.append((entry.path, key + "/"))
-                    elif key.startswith(prefix) and entry.is_file():
-                        stat = entry.stat()
-                        if stat.st_mtime >= since:
-                            found.append(StoredFile(key, stat.st_size, stat.st_mtime))
+                    elif not key.startswith(prefix):
+                        continue
+                    elif entry.is_file(follow_symlinks=False):
+                        info = entry.stat(follow_symlinks=False)
+                        if info.st_mtime >= since:
+                            found.append(StoredFile(key, info.st_size, info.st_mtime))
+                    elif skipped is not None:
+                        skipped.append(key)
         return sorted(found, key=lambda stored: stored.key)
 
     def size(self, key: str) -> int | None:
         path = self.path(key)
-        return path.stat().st_size if path.is_file() else None
+        return path.lstat().st_size if _is_regular(path) else None
 
     def open_read(self, key: str) -> BinaryIO:
-        return open(self.path(key), "rb")
+        return _open_regular(self.path(key))
 
     def put_file(self, local_path: Path, key: str) -> None:
         target = self.path(key)
@@ -192,6 +204,33 @@ class LocalStore(Store):
         return pafs.LocalFileSystem(), str(self.root)
 
 
+def _is_regular(path: Path) -> bool:
+    try:
+        return stat.S_ISREG(path.lstat().st_mode)
+    except OSError:
+        return False
+
+
+def _open_regular(path: Path) -> BinaryIO:
+    """A regular file opened for reading; a link at the end of the path is not followed and a FIFO is not
+    waited on (the landing area is written by others)."""
+    flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
+    try:
+        descriptor = os.open(path, flags)
+    except OSError as err:
+        if err.errno == errno.ELOOP:
+            raise NotARegularFile(f"{path.name}: a symbolic link, not read") from None
+        raise
+    try:
+        if not stat.S_ISREG(os.fstat(descriptor).st_mode):
+            raise NotARegularFile(f"{path.name}: not a regular file, not read")
+        os.set_blocking(descriptor, True)
+        return os.fdopen(descriptor, "rb")
+    except BaseException:
+        os.close(descriptor)
+        raise
+
+
 class S3Store(Store):
     def __init__(self, bucket: str, prefix: str = "", client=None):
         self.bucket = bucket
@@ -221,7 +260,9 @@ class S3Store(Store):
             raise
         return head["ContentLength"]
 
-    def list_files(self, prefix: str = "", modified_since: float | None = None) -> list[StoredFile]:
+    def list_files(
+        self, prefix: str = "", modified_since: float | None = None, skipped: list[str] | None = None
+    ) -> list[StoredFile]:
         strip = len(self.object_key(""))
         since = float("-inf") if modified_since is None else modified_since
         found = []

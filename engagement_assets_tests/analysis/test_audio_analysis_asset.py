@@ -78,6 +78,27 @@ def test_gemini_with_a_key_costs_are_reported_and_a_rerun_calls_nothing(
     assert not any(SECRET.encode() in data for data in stored)
 
 
+def test_an_endpoint_that_echoes_the_key_never_gets_it_stored(instance, golden, tmp_path, monkeypatch):
+    with FakeGemini(api_keys=[SECRET]) as fake:
+        settings = settings_for(
+            tmp_path, golden, monkeypatch, GEMINI_API_KEY=SECRET, GEMINI_BASE_URL=fake.url
+        )
+        resources = build_resources(settings)
+        materialize_drops(instance, resources, DROPS)
+        fake.fail_next(*["echo_headers"] * 3)
+        result = materialize_learners_batched(instance, resources, LEARNERS, STAGES)
+    assert result.success
+    frames = [
+        stored_frame(open_store(tmp_path / "w"), f"audio_analysis/{learner}.parquet") for learner in LEARNERS
+    ]
+    errors = [error for frame in frames for error in frame["error"].dropna()]
+    assert sum("[redacted]" in error for error in errors) == 3  # the echoed key, taken out of each
+    logs = [str(entry) for entry in instance.all_logs(result.run_id)]
+    assert not any(SECRET in entry for entry in logs)
+    stored = [path.read_bytes() for path in tmp_path.rglob("*") if path.is_file()]  # warehouse and instance
+    assert not any(SECRET.encode() in data for data in stored)
+
+
 def test_purge_after_analysis_deletes_clips_but_keeps_the_manifest(instance, golden, tmp_path, monkeypatch):
     settings = settings_for(tmp_path, golden, monkeypatch, ENGAGEMENT_AUDIO_RETENTION="purge_after_analysis")
     resources = build_resources(settings)

@@ -88,6 +88,22 @@ def test_the_cursor_forgets_versions_outside_the_overlap_window():
     assert len(json.loads(cursor)["recent"]) <= 4
 
 
+def test_links_and_fifos_in_the_landing_area_are_never_drops_or_exports(instance, tmp_path, golden):
+    landing = tmp_path / "landing"
+    shutil.copytree(golden / "landing" / "telemetry", landing / "telemetry")
+    outside = tmp_path / "outside.json"
+    outside.write_text('[{"secret": "not for the landing area"}]')
+    (landing / "telemetry" / "linked.json").symlink_to(outside)
+    os.mkfifo(landing / "telemetry" / "pipe.json")
+    (landing / "sessions").mkdir()
+    (landing / "sessions" / "1234567890_learnerai_data.csv").symlink_to(outside)
+    store = StoreResource(url=str(landing))
+    result = tick(telemetry_drop_sensor, instance, landing=store)
+    assert sorted(request.partition_key for request in result.run_requests) == sorted(DROPS)
+    register_partitions(instance, users, ["1234567890"])
+    assert tick(sessions_sensor, instance, landing=store).run_requests == []
+
+
 def test_drop_sensor_registers_and_requests_new_files_only(instance, tmp_path, golden):
     landing = tmp_path / "landing"
     shutil.copytree(golden / "landing" / "telemetry", landing / "telemetry")

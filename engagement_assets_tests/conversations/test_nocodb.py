@@ -222,6 +222,20 @@ def test_a_refused_token_raises_a_clear_error_without_the_token(fake, auth_heade
     assert TOKEN + "-wrong" not in str(caught.value)
 
 
+@pytest.mark.parametrize("auth_header", ["xc-token", "bearer"])
+def test_a_redirect_is_not_followed_so_the_token_never_reaches_another_host(fake, clock, auth_header):
+    table = seeded(fake, 1)
+    with FakeNocoDB(token=TOKEN, clock=clock) as elsewhere:
+        fake.redirect_next(f"{elsewhere.url}/api/v1/db/data/v1/{fake.base_id}/{table}?token=x")
+        client = client_for(fake, auth_header=auth_header)
+        with client, pytest.raises(NocoDBRequestError, match="redirect") as caught:
+            read_all(client, table)
+        assert elsewhere.requests == []
+    assert caught.value.status == 307
+    assert elsewhere.url.rsplit(":", 1)[0] in str(caught.value) and "token=x" not in str(caught.value)
+    assert_token_hidden(caught.value, client)
+
+
 def test_an_unknown_project_names_the_base(fake):
     table = seeded(fake, 1)
     client = client_for(fake, project_id="conversations_demo")

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import os
 import shutil
+import time
 
 import pyarrow as pa
 import pyarrow.fs as pafs
 import pytest
 
+from engagement_assets.errors import NotARegularFile
 from engagement_assets.storage.parquet import read_parquet, write_parquet
+from engagement_assets.storage.s3 import is_transient
 from engagement_assets.storage.store import LocalStore, S3Store, open_store
 
 
@@ -57,6 +61,26 @@ def test_a_listing_can_leave_out_files_written_before_a_time(store, tmp_path):
     (written,) = store.list_files("asset/")
     assert store.list_files("asset/", modified_since=written.modified) == [written]
     assert store.list_files("asset/", modified_since=written.modified + 1) == []
+
+
+def test_only_regular_files_are_listed_found_or_read(tmp_path):
+    store = LocalStore(tmp_path / "root")
+    store.put_bytes(b"real", "landing/real.json", scratch=tmp_path)
+    outside = tmp_path / "outside.txt"
+    outside.write_text("secret")
+    (store.path("landing") / "link.json").symlink_to(outside)
+    os.mkfifo(store.path("landing") / "pipe.json")
+    skipped: list[str] = []
+    assert [f.key for f in store.list_files("landing/", skipped=skipped)] == ["landing/real.json"]
+    assert sorted(skipped) == ["landing/link.json", "landing/pipe.json"]
+    for key in ("landing/link.json", "landing/pipe.json"):
+        assert not store.exists(key) and store.size(key) is None
+        started = time.monotonic()
+        with pytest.raises(NotARegularFile):
+            store.read_bytes(key)
+        assert time.monotonic() - started < 1  # a FIFO with no writer is not waited on
+        assert not is_transient(NotARegularFile(key))
+    assert store.read_bytes("landing/real.json") == b"real"
 
 
 def test_replace_folder_leaves_exactly_the_new_files(store, tmp_path):
