@@ -38,6 +38,10 @@ TIMES = {"conversations": ("started_at", "ended_at"), "messages": ("sent_at",)}
 FIELDS = {"conversations": CONVERSATION_FIELDS, "messages": MESSAGE_FIELDS}
 # One unit for every day: pandas infers one per batch from the strings; microseconds hold them all exactly.
 TIMESTAMP = pa.timestamp("us")
+# The times a row may carry: what every library on the way (pandas at nanoseconds included) can hold. A
+# year-9999 placeholder or a mistyped year is this row's problem, never the sync's.
+EARLIEST = pd.Timestamp("1900-01-01")
+LATEST = pd.Timestamp("2262-04-11")
 
 
 def record_schema(table: str) -> pa.Schema:
@@ -57,8 +61,8 @@ class Parsed:
 
 
 def parse_rows(table: str, raw: list[dict]) -> Parsed:
-    """Typed rows of `conversations` or `messages`; rows missing a required field or with an unreadable
-    time go to `rejected` with the reason."""
+    """Typed rows of `conversations` or `messages`; rows missing a required field, with an unreadable time
+    or a time outside what can be stored (EARLIEST to LATEST) go to `rejected` with the reason."""
     fields = FIELDS[table]
     source = pd.DataFrame(raw, columns=[*SYSTEM_FIELDS, *fields])
     frame = source.astype({"Id": "Int64"})
@@ -68,6 +72,9 @@ def parse_rows(table: str, raw: list[dict]) -> Parsed:
         if column not in TIMES[table]:
             frame[column] = source[column].astype("string")
     reason = pd.Series(pd.NA, index=frame.index, dtype="string")
+    for column in _times(table):
+        outside = frame[column].notna() & ~frame[column].between(EARLIEST, LATEST, inclusive="left")
+        reason = reason.mask(reason.isna() & outside, f"{column} out of range")
     for column in REQUIRED[table]:
         absent = source[column].isna() | (source[column].astype("string").str.strip() == "")
         unreadable = ~absent & frame[column].isna()

@@ -152,3 +152,20 @@ def test_bad_rows_are_counted_and_kept_aside(store):
     assert report.rejected == {"conversations: missing conversation_id": 1}
     rejected = pd.read_parquet(store.uri("nocodb_sync/raw/rejected.parquet"))
     assert list(rejected["Id"]) == [2]
+
+
+@pytest.mark.parametrize(
+    "when", ["9999-12-31 23:59:59+00:00", "0001-01-01 00:00:00+00:00", "1800-06-01 10:00:00"]
+)
+def test_a_time_out_of_range_rejects_its_row_and_the_sync_completes(store, when):
+    tables = Tables()
+    conversation(tables, 0, day=4)
+    tables.add("conversations", conversation_id="c-far", started_at=when)
+    tables.add("messages", message_id="m-far", conversation_id="c0", sent_at=when)
+    report = sync(tables, store, batch_size=10, now=NOW)
+    assert report.rejected == {
+        "conversations: started_at out of range": 1,
+        "messages: sent_at out of range": 1,
+    }
+    assert "c0" in stored_ids(store, "conversations", 4)
+    assert sync(tables, store, batch_size=10, now=NOW).rejected == {}  # committed: nothing to read again
