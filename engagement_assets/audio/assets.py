@@ -55,6 +55,9 @@ class AudioDownloadConfig(dg.Config):
     timeout_seconds: float = Field(
         default=CopyPolicy.timeout_seconds, gt=0, description="Longest one clip's download may take."
     )
+    max_clip_megabytes: float = Field(
+        default=CopyPolicy.max_clip_megabytes, gt=0, description="Larger clips are refused (status failed)."
+    )
     warn_failure_rate: float = Field(
         default=0.05, ge=0, le=1, description="Share of failed clips above which the check warns."
     )
@@ -86,7 +89,10 @@ def response_audio(
     `missing`, `failed` with the error, `no_audio`)."""
     destination = warehouse.store()
     policy = CopyPolicy(
-        workers=config.workers, attempts=config.attempts, timeout_seconds=config.timeout_seconds
+        workers=config.workers,
+        attempts=config.attempts,
+        timeout_seconds=config.timeout_seconds,
+        max_clip_megabytes=config.max_clip_megabytes,
     )
     copier = AudioCopier(_source(audio_source.url, policy), destination, policy)
     learners = learners_of(context)

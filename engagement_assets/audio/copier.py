@@ -57,6 +57,9 @@ class CopyPolicy:
     workers: int = 25
     attempts: int = 3
     timeout_seconds: float = 120.0
+    # ALL's clips are seconds long (a 16 kHz 16-bit minute is about 2 MB): anything far larger is refused, so
+    # one odd file cannot take the memory of the analysis that reads it whole.
+    max_clip_megabytes: float = 20.0
     backoff_base_seconds: float = 0.5
     backoff_cap_seconds: float = 30.0
 
@@ -83,6 +86,10 @@ class Known:
 
 class ClipTimeout(TimeoutError):
     pass
+
+
+class ClipTooLarge(ValueError):
+    """Permanent: the clip is larger than the policy allows (a retry would download it again)."""
 
 
 class AudioCopier:
@@ -154,7 +161,11 @@ class AudioCopier:
         deadline = time.monotonic() + self.policy.timeout_seconds
         with self.source.open_read(key) as stream, open(local, "wb") as out:
             return _digest(
-                stream, out.write, deadline, f"download took longer than {self.policy.timeout_seconds:g} s"
+                stream,
+                out.write,
+                deadline,
+                f"download took longer than {self.policy.timeout_seconds:g} s",
+                limit=int(self.policy.max_clip_megabytes * 1_000_000),
             )
 
     def _describe_stored(self, target: str) -> Known:
@@ -166,12 +177,17 @@ class AudioCopier:
         return self._rng.uniform(0, ceiling)
 
 
-def _digest(stream, write=None, deadline: float | None = None, too_slow: str = "") -> Known:
-    """Size, sha256 and sniffed format of a stream, passing each chunk to `write` on the way."""
+def _digest(
+    stream, write=None, deadline: float | None = None, too_slow: str = "", limit: int | None = None
+) -> Known:
+    """Size, sha256 and sniffed format of a stream, passing each chunk to `write` on the way; at most
+    `limit` bytes."""
     digest, size, head = hashlib.sha256(), 0, b""
     while chunk := stream.read(READ_CHUNK):
         if deadline is not None and time.monotonic() > deadline:
             raise ClipTimeout(too_slow)
+        if limit is not None and size + len(chunk) > limit:
+            raise ClipTooLarge(f"larger than {limit / 1_000_000:g} MB: not copied")
         if len(head) < SNIFF_BYTES:
             head += chunk[: SNIFF_BYTES - len(head)]
         digest.update(chunk)

@@ -98,6 +98,16 @@ def test_a_clip_that_keeps_failing_fails_alone(proxy, audio_bucket, tmp_path):
     assert not (tmp_path / "w" / "response_audio" / "u1" / "ch" / "a.wav").exists()
 
 
+def test_a_clip_larger_than_the_limit_is_refused_alone_and_not_retried(proxy, s3, audio_bucket, tmp_path):
+    s3.put_object(Bucket=audio_bucket, Key="audio/ch/huge.wav", Body=WAV + b"\0" * 3_000_000)
+    made = copier(audio_bucket, LocalStore(tmp_path / "w"), max_clip_megabytes=1.0)
+    rows = by_link(made.copy_all([clip(key) for key in [*CLIPS, "ch/huge.wav"]]))
+    assert (rows["ch/huge.wav"]["status"], rows["ch/huge.wav"]["attempts"]) == ("failed", 1)
+    assert "larger than 1 MB" in rows["ch/huge.wav"]["error"]
+    assert {rows[key]["status"] for key in CLIPS} == {"stored"}
+    assert not list((tmp_path / "w").rglob("huge.wav"))
+
+
 def test_missing_objects_are_rows_and_not_retried(proxy, audio_bucket, tmp_path):
     rows = copier(audio_bucket, LocalStore(tmp_path / "w")).copy_all([clip("ch/never-uploaded.wav")])
     assert (rows[0]["status"], rows[0]["attempts"]) == ("missing", 1)
