@@ -8,6 +8,7 @@ from pathlib import Path
 
 import duckdb
 import pandas as pd
+import pyarrow as pa
 import pyarrow.dataset as ds
 
 from engagement_assets.features.phases import FEATURE_COLUMNS, FEATURES_SCHEMA
@@ -29,7 +30,9 @@ def export_engagement_csv(store: Store) -> str:
     """Write `<storage>/exports/phase_level_engagement_full.csv` atomically; returns its URI."""
     with tempfile.TemporaryDirectory(prefix="engagement-export-") as scratch, _features_view(store) as con:
         local = Path(scratch) / "export.csv"
-        con.sql(f"SELECT {_columns()} FROM features ORDER BY {_ORDER}").write_csv(str(local), header=True)
+        con.sql(f"SELECT {_export_columns()} FROM features ORDER BY {_ORDER}").write_csv(
+            str(local), header=True
+        )
         store.put_file(local, EXPORT_KEY)
     return store.uri(EXPORT_KEY)
 
@@ -59,3 +62,24 @@ class _features_view:
 
 def _columns() -> str:
     return ", ".join(f'"{column}"' for column in FEATURE_COLUMNS)
+
+
+def _export_columns() -> str:
+    """The export's columns, with text a spreadsheet would run as a formula (starting with =, +, -, @, a tab
+    or a carriage return) made inert by a leading apostrophe, as OWASP advises; numbers are untouched."""
+    return ", ".join(
+        _inert(column) if pa.types.is_string(FEATURES_SCHEMA.field(column).type) else f'"{column}"'
+        for column in FEATURE_COLUMNS
+    )
+
+
+# Starts with a character a spreadsheet takes as the beginning of a formula.
+_FORMULA_START = r"^[=+\-@\t\r]"
+
+
+def _inert(column: str) -> str:
+    quoted = f'"{column}"'
+    return (
+        f"CASE WHEN regexp_matches({quoted}, '{_FORMULA_START}') THEN chr(39) || {quoted} "
+        f"ELSE {quoted} END AS {quoted}"
+    )

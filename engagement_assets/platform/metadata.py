@@ -8,6 +8,7 @@ learner's numbers as its own.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 
 import dagster as dg
@@ -21,9 +22,16 @@ from dagster._core.execution.context.metadata_logging import (
 from engagement_assets.storage.columns import column, meaning_of
 
 PREVIEW_ROWS = 10
+_MARKDOWN_SPECIAL = re.compile(r"([\\`*_\[\]<>|!~#])")
 COLUMN_SCHEMA = "dagster/column_schema"
 ROW_COUNT = "dagster/row_count"
 BATCH = "batch/"
+
+
+def markdown_text(value: object) -> str:
+    """Text from the data as Markdown shows it literally: on one line, with nothing that could end a table
+    cell, make a link, an image, HTML or emphasis (a learner's answer is theirs to write)."""
+    return _MARKDOWN_SPECIAL.sub(r"\\\1", " ".join(str(value).split()))
 
 
 def counts_table(counts: Mapping[str, int], label: str = "reason") -> dg.MetadataValue:
@@ -32,14 +40,21 @@ def counts_table(counts: Mapping[str, int], label: str = "reason") -> dg.Metadat
         return dg.MetadataValue.md("—")
     lines = [f"| {label} | rows |", "|---|---:|"]
     ordered = sorted(counts.items(), key=lambda item: (-item[1], item[0]))
-    lines += [f"| {key} | {count:,} |" for key, count in ordered if count]
+    lines += [f"| {markdown_text(key)} | {count:,} |" for key, count in ordered if count]
     return dg.MetadataValue.md("\n".join(lines))
 
 
 def preview(frame: pd.DataFrame | pa.Table, rows: int = PREVIEW_ROWS) -> dg.MetadataValue:
     if isinstance(frame, pa.Table):
         frame = frame.slice(0, rows).to_pandas()
-    return dg.MetadataValue.md(frame.head(rows).to_markdown(index=False) if len(frame) else "(no rows)")
+    shown = frame.head(rows).copy()
+    for name in shown.columns:
+        if not pd.api.types.is_numeric_dtype(shown[name]) and not pd.api.types.is_datetime64_any_dtype(
+            shown[name]
+        ):
+            shown[name] = shown[name].map(lambda value: value if pd.isna(value) else markdown_text(value))
+    shown.columns = [markdown_text(name) for name in shown.columns]
+    return dg.MetadataValue.md(shown.to_markdown(index=False) if len(shown) else "(no rows)")
 
 
 def table_metadata(schema: pa.Schema) -> dict:
