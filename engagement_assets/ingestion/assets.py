@@ -9,7 +9,12 @@ import dagster as dg
 from pydantic import Field
 
 from engagement_assets.errors import redact
-from engagement_assets.ingestion.cleaning import DEFAULT_CHUNK_SIZE, clean_drop, default_workers
+from engagement_assets.ingestion.cleaning import (
+    DEFAULT_CHUNK_SIZE,
+    DEFAULT_QUARANTINE_BYTES,
+    clean_drop,
+    default_workers,
+)
 from engagement_assets.ingestion.events import RESPONSE_SCHEMA
 from engagement_assets.ingestion.records import NotJsonError
 from engagement_assets.platform.metadata import counts_table, table_metadata
@@ -44,6 +49,11 @@ class CleaningConfig(dg.Config):
             "Each worker adds about 90 MB of memory."
         ),
     )
+    max_quarantine_megabytes: float = Field(
+        default=DEFAULT_QUARANTINE_BYTES / 1024 / 1024,
+        gt=0,
+        description="Largest quarantine file of one drop; past it malformed records are only counted.",
+    )
 
 
 @dg.asset(
@@ -70,7 +80,14 @@ def cleaned_telemetry(
         size = _size_of(source, source_key)
         with source.open_read(source_key) as stream:
             workers = config.workers or default_workers(size)
-            parts, report, quarantine_file = clean_drop(stream, drop, workdir, config.chunk_size, workers)
+            parts, report, quarantine_file = clean_drop(
+                stream,
+                drop,
+                workdir,
+                config.chunk_size,
+                workers,
+                max_quarantine_bytes=int(config.max_quarantine_megabytes * 1024 * 1024),
+            )
         quarantine_uri = _publish_quarantine(
             warehouse.store(), drop, quarantine_file, bool(report.quarantined)
         )
@@ -93,12 +110,18 @@ def cleaned_telemetry(
         "dropped_by_reason": counts_table(report.dropped),
         "quarantined": sum(report.quarantined.values()),
         "quarantined_by_reason": counts_table(report.quarantined),
+        "quarantined_not_stored": report.quarantine_not_stored,
         "seconds": round(seconds, 2),
         "mb_per_second": round(size / 1e6 / seconds, 1) if seconds else 0.0,
     }
     if quarantine_uri:
         metadata["quarantine"] = dg.MetadataValue.path(quarantine_uri)
         context.log.warning(f"{drop}: {sum(report.quarantined.values())} malformed records quarantined")
+    if report.quarantine_not_stored:
+        context.log.warning(
+            f"{drop}: the quarantine file reached its cap (max_quarantine_megabytes); "
+            f"{report.quarantine_not_stored} more malformed records are counted but not stored"
+        )
     return dg.Output(parts, metadata=metadata)
 
 

@@ -57,6 +57,12 @@ class CleaningReport:
     learners: int = 0
     dropped: Counter = field(default_factory=Counter)
     quarantined: Counter = field(default_factory=Counter)
+    # Quarantined records counted but not written, once the quarantine file reached its cap.
+    quarantine_not_stored: int = 0
+
+
+# The quarantine of one drop is evidence for a person to read, not a second copy of a broken export.
+DEFAULT_QUARANTINE_BYTES = 64 * 1024 * 1024
 
 
 def clean_drop(
@@ -66,10 +72,12 @@ def clean_drop(
     chunk_size: int = DEFAULT_CHUNK_SIZE,
     workers: int = 1,
     segment_bytes: int = SEGMENT_BYTES,
+    max_quarantine_bytes: int = DEFAULT_QUARANTINE_BYTES,
 ) -> tuple[ParquetParts, CleaningReport, Path]:
     """Clean one drop into Parquet parts under `workdir`; returns the parts, the report and the quarantine
     file. With `workers` > 1, segments of the export are parsed in that many processes (results are used
-    in file order, so the output is the same)."""
+    in file order, so the output is the same). The quarantine file holds at most `max_quarantine_bytes`;
+    past that, malformed records are still counted by reason, and counted as not stored."""
     if chunk_size < 1:
         raise ValueError(f"chunk_size must be at least 1, got {chunk_size}")
     parts = ParquetParts(workdir)
@@ -78,9 +86,9 @@ def clean_drop(
     report = CleaningReport()
     with (
         _duckdb(workdir) as con,
-        open(quarantine_path, "wb") as quarantine,
+        open(quarantine_path, "wb") as quarantine_file,
         _ChunkWriter(
-            con, parts, report, chunk_size, lambda item: _quarantine(quarantine, report, name, item)
+            con, parts, report, chunk_size, _Quarantine(quarantine_file, report, name, max_quarantine_bytes)
         ) as chunks,
     ):
         for result in _results(iter_segments(stream, name, segment_bytes), workers):
@@ -254,15 +262,28 @@ def _sql_path(path: Path) -> str:
     return str(path).replace("'", "''")
 
 
-def _quarantine(out: BinaryIO, report: CleaningReport, drop: str, item: Malformed) -> None:
-    report.quarantined[item.reason] += 1
-    entry = {"drop": drop, "reason": item.reason, "location": item.location, "bytes": len(item.raw)}
-    raw, entry["tokens_removed"] = tokens.without_tokens(item.raw)
-    try:
-        entry["raw"] = raw.decode("utf-8")
-    except UnicodeDecodeError:
-        entry["raw_base64"] = base64.b64encode(raw).decode("ascii")
-    out.write(orjson.dumps(entry) + b"\n")
+class _Quarantine:
+    """Writes each malformed record (its bytes without API tokens) to the drop's quarantine file, up to a cap:
+    a drop of millions of broken lines costs its counts, not unbounded storage and scratch."""
+
+    def __init__(self, out: BinaryIO, report: CleaningReport, drop: str, max_bytes: int):
+        self.out, self.report, self.drop, self.room = out, report, drop, max_bytes
+
+    def __call__(self, item: Malformed) -> None:
+        self.report.quarantined[item.reason] += 1
+        entry = {"drop": self.drop, "reason": item.reason, "location": item.location, "bytes": len(item.raw)}
+        raw, entry["tokens_removed"] = tokens.without_tokens(item.raw)
+        try:
+            entry["raw"] = raw.decode("utf-8")
+        except UnicodeDecodeError:
+            entry["raw_base64"] = base64.b64encode(raw).decode("ascii")
+        line = orjson.dumps(entry) + b"\n"
+        if len(line) > self.room:
+            self.report.quarantine_not_stored += 1
+            self.room = 0  # later, smaller records stay out too: the file keeps the drop's first ones
+            return
+        self.out.write(line)
+        self.room -= len(line)
 
 
 class _duckdb:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import gzip
 import io
 import json
 
@@ -159,3 +160,16 @@ def test_a_record_repeating_a_key_is_quarantined_not_half_read(tmp_path):
     entries = [json.loads(line) for line in quarantine.read_text().splitlines()]
     assert [entry["raw"].encode() for entry in entries] == [repeated, in_string]
     assert [entry["location"].split()[:2] for entry in entries] == [["line", "2"], ["line", "3"]]
+
+
+def test_the_quarantine_is_capped_and_every_malformed_record_is_still_counted(tmp_path):
+    broken = b"".join(b'{"x": not json %d}\n' % i for i in range(20_000))
+    data = io.BytesIO(gzip.compress(broken))
+    parts, report, quarantine = clean_drop(
+        data, "bad.jsonl.gz", tmp_path / "work", max_quarantine_bytes=100_000
+    )
+    stored = quarantine.read_bytes().splitlines()
+    assert quarantine.stat().st_size <= 100_000 and stored
+    assert sum(report.quarantined.values()) == 20_000
+    assert report.quarantine_not_stored == 20_000 - len(stored)
+    assert parts.rows == 0
