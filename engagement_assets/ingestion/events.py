@@ -117,7 +117,7 @@ def classify(record: dict, event: dict) -> tuple | str:
     target = edata.get("target")
     return (
         (mid.strip() or None) if type(mid) is str else _identifier(mid),
-        ets if type(ets) is int else epoch_ms(ets),
+        epoch_ms(ets),
         user[0],
         user[1],
         (session.strip() or None) if type(session) is str else _identifier(session),

@@ -27,19 +27,27 @@ def unwrap(value):
         return None
 
 
+# Times every tool on the way can hold (pandas counts nanoseconds in 64 bits): about 1677 to 2262. A time
+# outside them is as unreadable as a word where a time should be.
+EARLIEST_MS = -(2**63) // 1_000_000 + 1
+LATEST_MS = (2**63 - 1) // 1_000_000
+
+
 def epoch_ms(value) -> int | None:
-    """Epoch milliseconds from a `$date` (any form), a number, a digit string or an ISO-8601 string."""
+    """Epoch milliseconds from a `$date` (any form), a number, a digit string or an ISO-8601 string; None
+    when there is none, or it lies outside EARLIEST_MS..LATEST_MS."""
     if type(value) is int:
-        return value
+        return value if EARLIEST_MS <= value <= LATEST_MS else None
     value = unwrap(value)
     if isinstance(value, bool) or value is None:
         return None
     if isinstance(value, int):
-        return value
+        return value if EARLIEST_MS <= value <= LATEST_MS else None
     if isinstance(value, float):
-        return int(value) if math.isfinite(value) else None
+        return epoch_ms(int(value)) if math.isfinite(value) else None
     if isinstance(value, str):
-        return _ms_from_text(value.strip())
+        ms = _ms_from_text(value.strip())
+        return ms if ms is None or EARLIEST_MS <= ms <= LATEST_MS else None
     return None
 
 

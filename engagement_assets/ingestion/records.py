@@ -26,6 +26,9 @@ BLOCK_SIZE = 8 << 20
 SEGMENT_BYTES = 4 << 20
 # A fast framing guess longer than this is not tried: in a single-line array the "line" is the whole file.
 MAX_FAST_RECORD = 1 << 20
+# ALL's storage rows are a few KB; a record this large is not one of them.
+MAX_RECORD_BYTES = 16 << 20
+QUOTED_BYTES = 1024
 GZIP_MAGIC = b"\x1f\x8b"
 # Compressed bytes fed to zlib per call: on damage zlib discards that call's output, so this bounds the loss.
 GZIP_INPUT_SLICE = 64 << 10
@@ -55,7 +58,7 @@ class _CorruptGzip(Exception):
 class Malformed:
     """A record that could not be parsed; `raw` holds its exact bytes for the quarantine file."""
 
-    reason: str  # malformed_json | invalid_utf8 | duplicate_key | truncated_tail | corrupt_gzip
+    reason: str  # malformed_json | invalid_utf8 | duplicate_key | truncated_tail | corrupt_gzip | oversized
     location: str
     raw: bytes
 
@@ -318,6 +321,10 @@ class _Buffer:
 
 
 def _parse(raw: bytes, location: str) -> dict | Malformed:
+    if len(raw) > MAX_RECORD_BYTES:
+        # Not parsed: its objects would take many times its size. Quarantined by reference.
+        where = f"{location} ({len(raw):,} bytes; the first {QUOTED_BYTES:,} are kept)"
+        return Malformed("oversized", where, bytes(raw[:QUOTED_BYTES]))
     try:
         value = orjson.loads(raw)
     except orjson.JSONDecodeError:

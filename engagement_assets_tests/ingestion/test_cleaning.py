@@ -173,3 +173,28 @@ def test_the_quarantine_is_capped_and_every_malformed_record_is_still_counted(tm
     assert sum(report.quarantined.values()) == 20_000
     assert report.quarantine_not_stored == 20_000 - len(stored)
     assert parts.rows == 0
+
+
+@pytest.mark.parametrize(
+    "ets",
+    ["99999999999999999999", 18_446_744_073_709_551_615, {"$numberLong": "-99999999999999999999"}, 1e300],
+)
+def test_a_time_no_tool_can_hold_is_unreadable_and_costs_only_that_value(tmp_path, ets):
+    rows = [response("a", "1111111111", 10_000), response("b", "2222222222", 20_000, ets=ets)]
+    tables, report, _ = run(tmp_path, jsonl(rows))
+    kept = {row["event_mid"]: row for table in tables for row in table.to_pylist()}
+    assert report.kept == 2 and not report.quarantined
+    assert kept["b"]["event_ets"] is None and kept["a"]["event_ets"] is not None
+
+
+def test_a_record_too_large_to_be_an_all_row_is_quarantined_by_reference(tmp_path):
+    huge = response("big", "3333333333", 30_000)
+    huge["padding"] = "x" * (17 << 20)
+    rows = [response("a", "1111111111", 10_000), huge, response("b", "2222222222", 20_000)]
+    data = io.BytesIO(json.dumps(rows).encode())
+    tables, report, quarantine = run(tmp_path, data)
+    assert report.kept == 2 and report.quarantined == {"oversized": 1}
+    (entry,) = [json.loads(line) for line in quarantine.read_bytes().splitlines()]
+    assert (
+        entry["reason"] == "oversized" and entry["bytes"] == 1024 and "bytes; the first" in entry["location"]
+    )
