@@ -22,7 +22,9 @@ from dagster._core.execution.context.metadata_logging import (
 from engagement_assets.storage.columns import column, meaning_of
 
 PREVIEW_ROWS = 10
-_MARKDOWN_SPECIAL = re.compile(r"([\\`*_\[\]<>|!~#])")
+# What could end a table cell or make a link, an image, HTML or code; emphasis is left alone (it cannot
+# hide or add anything, and identifiers like not_english stay as they are written).
+_MARKDOWN_SPECIAL = re.compile(r"([\\`\[\]<>|!])")
 COLUMN_SCHEMA = "dagster/column_schema"
 ROW_COUNT = "dagster/row_count"
 BATCH = "batch/"
@@ -30,7 +32,7 @@ BATCH = "batch/"
 
 def markdown_text(value: object) -> str:
     """Text from the data as Markdown shows it literally: on one line, with nothing that could end a table
-    cell, make a link, an image, HTML or emphasis (a learner's answer is theirs to write)."""
+    cell or make a link, an image or HTML (a learner's answer is theirs to write)."""
     return _MARKDOWN_SPECIAL.sub(r"\\\1", " ".join(str(value).split()))
 
 

@@ -192,7 +192,7 @@ def test_a_record_too_large_to_be_an_all_row_is_quarantined_by_reference(tmp_pat
     huge["padding"] = "x" * (17 << 20)
     rows = [response("a", "1111111111", 10_000), huge, response("b", "2222222222", 20_000)]
     data = io.BytesIO(json.dumps(rows).encode())
-    tables, report, quarantine = run(tmp_path, data)
+    _, report, quarantine = run(tmp_path, data)
     assert report.kept == 2 and report.quarantined == {"oversized": 1}
     (entry,) = [json.loads(line) for line in quarantine.read_bytes().splitlines()]
     assert (
