@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import random
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
@@ -159,14 +160,26 @@ class AudioCopier:
 
     def _download(self, key: str, local: Path) -> Known:
         deadline = time.monotonic() + self.policy.timeout_seconds
+        too_slow = f"download took longer than {self.policy.timeout_seconds:g} s"
         with self.source.open_read(key) as stream, open(local, "wb") as out:
-            return _digest(
-                stream,
-                out.write,
-                deadline,
-                f"download took longer than {self.policy.timeout_seconds:g} s",
-                limit=int(self.policy.max_clip_megabytes * 1_000_000),
-            )
+            # A source that trickles keeps one read waiting far past the deadline: the watchdog cuts it.
+            watchdog = threading.Timer(self.policy.timeout_seconds, _interrupt, [stream])
+            watchdog.daemon = True
+            watchdog.start()
+            try:
+                return _digest(
+                    stream,
+                    out.write,
+                    deadline,
+                    too_slow,
+                    limit=int(self.policy.max_clip_megabytes * 1_000_000),
+                )
+            except Exception:
+                if time.monotonic() >= deadline:
+                    raise ClipTimeout(too_slow) from None
+                raise
+            finally:
+                watchdog.cancel()
 
     def _describe_stored(self, target: str) -> Known:
         with self.destination.open_read(target) as stream:
@@ -175,6 +188,12 @@ class AudioCopier:
     def _backoff(self, attempt: int) -> float:
         ceiling = min(self.policy.backoff_cap_seconds, self.policy.backoff_base_seconds * 2 ** (attempt - 1))
         return self._rng.uniform(0, ceiling)
+
+
+def _interrupt(stream) -> None:
+    interrupt = getattr(stream, "interrupt", None)  # local files never trickle
+    if interrupt is not None:
+        interrupt()
 
 
 def _digest(

@@ -307,6 +307,14 @@ class _ClosingStream:
     def close(self) -> None:
         self._body.close()
 
+    def interrupt(self) -> None:
+        """Make a read blocked in another thread return now (a deadline passed): closing alone would leave
+        it waiting on the socket, urllib3's shutdown wakes it."""
+        raw = getattr(self._body, "_raw_stream", None)
+        if hasattr(raw, "shutdown"):
+            raw.shutdown()
+        self.close()
+
     def __enter__(self):
         return self
 

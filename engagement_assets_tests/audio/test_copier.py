@@ -154,6 +154,20 @@ def test_a_download_slower_than_the_timeout_is_retried(proxy, s3, audio_bucket, 
     assert (row["status"], row["attempts"]) == ("stored", 2)
 
 
+def test_a_trickling_download_is_cut_at_its_deadline_not_after_the_whole_body(
+    proxy, s3, audio_bucket, tmp_path
+):
+    # 2 MB in 16 KB pieces every 50 ms: 6.4 s to send it all.
+    s3.put_object(Bucket=audio_bucket, Key="audio/ch/slow.wav", Body=b"RIFF" + b"\0" * (2 << 20))
+    proxy.plan("ch/slow.wav", SLOW, SLOW, SLOW)
+    made = copier(audio_bucket, LocalStore(tmp_path / "w"), timeout_seconds=0.5, attempts=2)
+    started = time.monotonic()
+    (row,) = made.copy_all([clip("ch/slow.wav")])
+    assert (row["status"], row["attempts"]) == ("failed", 2)
+    assert "longer than 0.5 s" in row["error"]
+    assert time.monotonic() - started < 3.0  # two attempts cut at 0.5 s each, not 12.8 s of trickle
+
+
 KILL_SCRIPT = """
 import sys
 from engagement_assets.audio.copier import AudioCopier, Clip, CopyPolicy
