@@ -8,11 +8,14 @@ only appears when its upload completes, so a killed upload leaves nothing behind
 
 from __future__ import annotations
 
+import ctypes
 import errno
+import functools
 import os
 import shutil
 import stat
 import tempfile
+import time
 import uuid
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
@@ -177,15 +180,19 @@ class LocalStore(Store):
         # or retired copy.
         scratch = self.path(STAGING_PREFIX)
         scratch.mkdir(parents=True, exist_ok=True)
+        _sweep_stale(scratch)
         staging = scratch / f"{uuid.uuid4().hex}.staging"
         retired = scratch / f"{uuid.uuid4().hex}.retired"
         staging.mkdir()
         try:
             for name, local in files.items():
                 shutil.copyfile(local, staging / name)
-            if target.exists():
+            if not target.exists():
+                os.replace(staging, target)
+            elif not _exchange(staging, target):
+                # No atomic exchange here: two renames, with a moment in between when the folder is absent.
                 os.replace(target, retired)
-            os.replace(staging, target)
+                os.replace(staging, target)
         finally:
             shutil.rmtree(staging, ignore_errors=True)
             shutil.rmtree(retired, ignore_errors=True)
@@ -202,6 +209,46 @@ class LocalStore(Store):
 
     def arrow(self) -> tuple[pafs.FileSystem, str]:
         return pafs.LocalFileSystem(), str(self.root)
+
+
+# renameat2's RENAME_EXCHANGE (Linux 3.15+): two paths trade places in one step.
+_AT_FDCWD, _RENAME_EXCHANGE = -100, 2
+# A staged or retired copy older than this was left by a killed process.
+STALE_STAGING_SECONDS = 3600.0
+
+
+def _exchange(first: Path, second: Path) -> bool:
+    """Swap two folders atomically, so a reader (or a kill) never finds `second` missing; False where the
+    system cannot."""
+    rename = getattr(_libc(), "renameat2", None)
+    if rename is None:
+        return False
+    if rename(_AT_FDCWD, os.fsencode(first), _AT_FDCWD, os.fsencode(second), _RENAME_EXCHANGE) == 0:
+        return True
+    code = ctypes.get_errno()
+    if code in (errno.ENOSYS, errno.EINVAL, errno.ENOTSUP):  # an old kernel, or a file system without it
+        return False
+    raise OSError(code, os.strerror(code), str(second))
+
+
+@functools.cache
+def _libc():
+    try:
+        return ctypes.CDLL(None, use_errno=True)
+    except OSError:
+        return None
+
+
+def _sweep_stale(scratch: Path) -> None:
+    """Staged and retired copies left behind by killed processes (never visible to readers: they live
+    outside every asset folder) are removed once they are old."""
+    cutoff = time.time() - STALE_STAGING_SECONDS
+    for entry in scratch.iterdir():
+        try:
+            if entry.lstat().st_mtime < cutoff:
+                shutil.rmtree(entry, ignore_errors=True)
+        except FileNotFoundError:
+            continue  # another writer's sweep got there first
 
 
 def _is_regular(path: Path) -> bool:

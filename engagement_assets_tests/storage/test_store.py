@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import threading
 import time
 
 import pyarrow as pa
@@ -13,7 +14,7 @@ import pytest
 from engagement_assets.errors import NotARegularFile
 from engagement_assets.storage.parquet import read_parquet, write_parquet
 from engagement_assets.storage.s3 import is_transient
-from engagement_assets.storage.store import LocalStore, S3Store, open_store
+from engagement_assets.storage.store import STALE_STAGING_SECONDS, LocalStore, S3Store, open_store
 
 
 @pytest.fixture(params=["local", "s3"])
@@ -142,6 +143,43 @@ def test_a_failed_local_folder_swap_keeps_the_old_version(tmp_path, monkeypatch)
         ("t/p/part-00000.parquet", b"old")
     ]
     assert sorted(p.name for p in (tmp_path / "root" / "t").iterdir()) == ["p"]
+
+
+def test_a_folder_being_replaced_is_never_missing_for_a_reader(tmp_path):
+    store = LocalStore(tmp_path / "root")
+    store.replace_folder("t/p", {"part-00000.parquet": local_file(tmp_path, b"v0")})
+    missing, done = [], threading.Event()
+
+    def read_all_the_time():
+        while not done.is_set():
+            if not store.exists("t/p/part-00000.parquet"):
+                missing.append(time.monotonic())
+
+    reader = threading.Thread(target=read_all_the_time)
+    reader.start()
+    try:
+        for version in range(200):
+            store.replace_folder("t/p", {"part-00000.parquet": local_file(tmp_path, f"v{version}".encode())})
+    finally:
+        done.set()
+        reader.join()
+    assert missing == []  # one atomic exchange, no moment between two renames
+    assert store.read_bytes("t/p/part-00000.parquet") == b"v199"
+
+
+def test_staged_copies_left_by_a_killed_process_are_swept_by_the_next_swap(tmp_path):
+    store = LocalStore(tmp_path / "root")
+    staging = store.path(".staging")
+    staging.mkdir(parents=True)
+    old, recent = staging / "dead.staging", staging / "live.staging"
+    for folder in (old, recent):
+        folder.mkdir()
+        (folder / "part-00000.parquet").write_bytes(b"x")
+    long_ago = time.time() - 2 * STALE_STAGING_SECONDS
+    os.utime(old, (long_ago, long_ago))
+    store.replace_folder("t/p", {"part-00000.parquet": local_file(tmp_path, b"new")})
+    assert sorted(path.name for path in staging.iterdir()) == ["live.staging"]
+    assert [f.key for f in store.list_files("")] == ["t/p/part-00000.parquet"]  # never listed either way
 
 
 def test_a_failed_s3_upload_leaves_no_object(bucket, tmp_path, monkeypatch):
