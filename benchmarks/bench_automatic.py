@@ -152,7 +152,9 @@ class BaselineServer(DagsterServer):
     """The baseline revision had no sensor for the all-learner table (automation built it)."""
 
     expected_sensors = tuple(
-        name for name in DagsterServer.expected_sensors if name != "engagement_table_sensor"
+        name
+        for name in DagsterServer.expected_sensors
+        if name not in ("engagement_table_sensor", "dead_runs_sensor")
     )
 
 

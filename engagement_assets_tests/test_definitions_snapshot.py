@@ -59,6 +59,8 @@ def snapshot(definitions: dg.Definitions) -> dict:
 def _targets(definitions: dg.Definitions, sensor: dg.SensorDefinition) -> set[dg.AssetKey]:
     if sensor.asset_selection is not None:
         return sensor.asset_selection.resolve(definitions.resolve_asset_graph())
+    if not sensor.targets:
+        return set()  # a sensor that only watches (dead runs)
     return set(definitions.resolve_job_def(sensor.job_name).asset_layer.executable_asset_keys)
 
 

@@ -16,6 +16,7 @@ WIRING = {
     "definitions.py",
     "engagement_pipeline.py",
     "automation/sensors.py",
+    "automation/dead_runs.py",
     "automation/partition_order.py",
     "conversations/definitions.py",
     "conversations/resources.py",

@@ -14,6 +14,7 @@ import dagster as dg
 from engagement_assets.analysis.assets import audio_analysis
 from engagement_assets.audio.assets import response_audio
 from engagement_assets.automation.batches import RefreshState, keys_in_spans, learner_spans
+from engagement_assets.automation.dead_runs import fail_dead_runs
 from engagement_assets.automation.partition_order import PartitionOrder, confirmed, partition_order
 from engagement_assets.automation.watch import change_key, looks_back_to, newer_files
 from engagement_assets.features.assets import phase_features, phase_level_engagement
@@ -292,6 +293,15 @@ def rebuild_engagement_table(context: dg.SensorEvaluationContext) -> dg.SensorRe
     )
 
 
+def mark_dead_runs(context: dg.SensorEvaluationContext) -> dg.SkipReason:
+    """Marks failed the runs whose process was killed (the laptop profile's runs are processes on this
+    machine; Dagster's default launcher cannot tell), so their learners are not held busy forever."""
+    dead = fail_dead_runs(context.instance)
+    if dead:
+        context.log.warning(f"marked {len(dead)} run(s) failed whose process was gone: {dead[:5]}")
+    return dg.SkipReason(f"{len(dead)} run(s) with a dead process marked failed" if dead else "no dead run")
+
+
 def build_sensors(settings: Settings) -> list[dg.SensorDefinition]:
     """The engagement group's sensors, looking as often as the settings say, and the automation sensor
     (which the conversation group's conditions need)."""
@@ -322,6 +332,13 @@ def build_sensors(settings: Settings) -> list[dg.SensorDefinition]:
         ),
         _sensor("engagement_table_sensor", rebuild_engagement_table, [phase_level_engagement], refresh_every),
         automation,
+        dg.SensorDefinition(
+            "dead_runs_sensor",
+            evaluation_fn=mark_dead_runs,
+            minimum_interval_seconds=every,
+            default_status=_RUNNING,
+            description=mark_dead_runs.__doc__,
+        ),
     ]
 
 

@@ -368,6 +368,7 @@ def test_the_sensors_look_as_often_as_the_settings_say_and_batch_as_configured()
         "sessions_sensor": 60,
         "engagement_table_sensor": 5,
         "downstream_automation": 60,
+        "dead_runs_sensor": 60,
     }
     fast = {
         sensor.name: sensor.minimum_interval_seconds

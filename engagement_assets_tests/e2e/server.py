@@ -31,6 +31,7 @@ SENSORS = (
     "sessions_sensor",
     "engagement_table_sensor",
     "downstream_automation",
+    "dead_runs_sensor",
     "nocodb_sensor",
 )
 
