@@ -14,8 +14,10 @@ row, or a copy of a response another drop already holds.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
+import operator
 from collections import defaultdict
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -93,12 +95,9 @@ class CleanedState:
 
 
 def _digest(parts: tuple[StoredFile, ...]) -> str:
-    text = "\n".join(f"{part.key}\0{part.size}\0{part.modified!r}" for part in sorted(parts, key=_key))
+    ordered = sorted(parts, key=operator.attrgetter("key"))
+    text = "\n".join(f"{part.key}\0{part.size}\0{part.modified!r}" for part in ordered)
     return hashlib.sha256(text.encode()).hexdigest()
-
-
-def _key(part: StoredFile) -> str:
-    return part.key
 
 
 def cleaned_part_keys(store: Store) -> list[str]:
@@ -139,8 +138,10 @@ def _plan(state: CleanedState, stored: dict[str, pa.Table | None], ids: dict[str
     """Which stored tables carry over, which parts to read for which learner ids ({parts: ids}), and how
     many learners are rebuilt from every part."""
     carried, reads, rebuilt = [], defaultdict(list), 0
+    # A batch's learners were mostly stored by the same run: each provenance is checked once.
+    unread_since = functools.cache(state.unread_since)
     for learner, table in stored.items():
-        unread = state.unread_since(table.schema.metadata.get(PROVENANCE)) if table is not None else None
+        unread = unread_since(table.schema.metadata.get(PROVENANCE)) if table is not None else None
         if unread is None:
             rebuilt += 1
             unread = state.keys
