@@ -13,6 +13,7 @@ from engagement_assets.ingestion.assets import cleaned_telemetry, telemetry_drop
 from engagement_assets.matching.assets import learner_sessions, merged_responses
 from engagement_assets.platform.partitions import learner_batches
 from engagement_assets.responses.assets import user_responses
+from engagement_assets.retention.assets import recording_retention
 from engagement_assets.settings import Settings
 
 ASSETS = [
@@ -23,6 +24,7 @@ ASSETS = [
     merged_responses,
     response_audio,
     audio_analysis,
+    recording_retention,
     phase_features,
     phase_level_engagement,
 ]

@@ -19,7 +19,8 @@ from typing import Any
 
 MATCH_STRATEGIES = ("nearest", "session_forward")
 ANALYZERS = ("auto", "gemini", "local", "import")
-AUDIO_RETENTION = ("keep", "purge_after_analysis")
+KEEP_AUDIO, PURGE_AUDIO = "keep", "purge_after_analysis"
+AUDIO_RETENTION = (KEEP_AUDIO, PURGE_AUDIO)
 # How a run executes its steps: in subprocesses (laptop default), in the run's own process (Celery run
 # workers: the worker slot is the unit of parallelism), as Celery tasks, or as Kubernetes jobs.
 EXECUTORS = ("multiprocess", "in_process", "celery", "k8s")
@@ -166,7 +167,7 @@ class Settings:
         "ANALYSIS_IMPORT_URL", None, "earlier analysis results to import (`ENGAGEMENT_ANALYZER=import`)"
     )
     audio_retention: str = env_setting(
-        "ENGAGEMENT_AUDIO_RETENTION", "keep", "`keep` or `purge_after_analysis`", choices=AUDIO_RETENTION
+        "ENGAGEMENT_AUDIO_RETENTION", KEEP_AUDIO, "`keep` or `purge_after_analysis`", choices=AUDIO_RETENTION
     )
     # Per-learner CPU stages handle a whole batch in one pass, so a backfill over thousands of learners
     # launches a few runs instead of paying run start-up once per learner.

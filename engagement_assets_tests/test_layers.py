@@ -9,7 +9,16 @@ from pathlib import Path
 import pytest
 
 PACKAGE = Path(__file__).resolve().parents[1] / "engagement_assets"
-ENGAGEMENT_STAGES = {"ingestion", "responses", "matching", "audio", "analysis", "features", "automation"}
+ENGAGEMENT_STAGES = {
+    "ingestion",
+    "responses",
+    "matching",
+    "audio",
+    "analysis",
+    "features",
+    "retention",
+    "automation",
+}
 GROUPS = {*ENGAGEMENT_STAGES, "conversations", "engagement_pipeline"}
 # Thin Dagster wiring: what turns the pure modules into assets, resources, sensors and the code location.
 WIRING = {

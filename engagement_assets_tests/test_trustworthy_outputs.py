@@ -32,6 +32,7 @@ from engagement_assets.platform.metadata import declared_schema
 from engagement_assets.platform.partitions import register_partitions, users
 from engagement_assets.responses.assets import user_responses
 from engagement_assets.responses.extract import learner_keys
+from engagement_assets.retention.assets import recording_retention
 from engagement_assets.storage import layout
 from engagement_assets.storage.store import open_store
 from engagement_assets_tests.pipeline import materialize_drops, materialize_learners_batched, resources_for
@@ -43,7 +44,14 @@ BUDDY = "1234567/7654321"  # a buddy login: their own learner
 TOKEN_VIRTUAL_ID = "4829163060"  # only inside the API token in cdata virtualId
 HOSTILE = "../../etc/x\tid"  # an id that is no safe file name, in context.uid
 SILENT = "9999999999"  # registered by hand, no responses at all
-PER_LEARNER = (user_responses, merged_responses, response_audio, audio_analysis, phase_features)
+PER_LEARNER = (
+    user_responses,
+    merged_responses,
+    response_audio,
+    audio_analysis,
+    recording_retention,
+    phase_features,
+)
 START_MS = 1_749_720_000_000
 
 

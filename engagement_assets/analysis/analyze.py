@@ -22,8 +22,9 @@ from engagement_assets.analysis.gemini import ANALYZER as GEMINI
 from engagement_assets.analysis.gemini import PROMPT_VERSION, SYSTEM_PROMPT, ClipRequest
 from engagement_assets.analysis.importer import analysis_frame
 from engagement_assets.analysis.pricing import actual_cost, estimated_cost, within_budget
-from engagement_assets.analysis.schema import ANALYSED, FAILED, METRICS
+from engagement_assets.analysis.schema import ANALYSED, BUDGET, FAILED, METRICS
 from engagement_assets.analysis.signal import SignalFeatures, UnsupportedAudio, signal_features
+from engagement_assets.audio import copier
 from engagement_assets.platform.gemini_client import GeminiClient
 from engagement_assets.platform.result_cache import ResultCache, cache_key
 
@@ -32,8 +33,8 @@ NO_AUDIO = "no_audio"
 MISSING_AUDIO = "missing_audio"
 DOWNLOAD_FAILED = "download_failed"
 UNSUPPORTED = "unsupported"
-BUDGET = "budget"
-_FROM_DOWNLOAD = {"no_audio": NO_AUDIO, "missing": MISSING_AUDIO, "failed": DOWNLOAD_FAILED}
+_FROM_DOWNLOAD = {copier.NO_AUDIO: NO_AUDIO, copier.MISSING: MISSING_AUDIO, copier.FAILED: DOWNLOAD_FAILED}
+PURGED_UNANALYSED = "the recording was purged and no earlier analysis of it is stored"
 _SENDABLE_FORMATS = {"wav": "audio/wav"}
 
 
@@ -73,9 +74,11 @@ def analyze_responses(
     manifest: pd.DataFrame,
     read_clip: Callable[[str], bytes],
     gemini: GeminiSetup | None = None,
+    earlier: pd.DataFrame | None = None,
 ) -> tuple[pd.DataFrame, AnalysisReport]:
     """Analysis rows for `responses` (stage 2 columns) given their download `manifest` (stage 4).
-    `read_clip(storage_path)` returns a stored clip's bytes; with `gemini` unset the local analyzer runs."""
+    `read_clip(storage_path)` returns a stored clip's bytes; with `gemini` unset the local analyzer runs.
+    A clip purged after its analysis keeps its row from `earlier` (the previous analysis), if it has one."""
     started = time.monotonic()
     report = AnalysisReport()
     identity = (
@@ -83,7 +86,7 @@ def analyze_responses(
         if gemini
         else (local.ANALYZER, local.MODEL, local.PROMPT_VERSION)
     )
-    rows, clips = _triage(responses, manifest, read_clip, identity)
+    rows, clips = _triage(responses, manifest, read_clip, identity, _by_response(earlier))
     if gemini:
         _analyze_with_gemini(clips, gemini, report)
     else:
@@ -95,7 +98,13 @@ def analyze_responses(
     return frame, report
 
 
-def _triage(responses, manifest, read_clip, identity) -> tuple[list[dict], list[_Clip]]:
+def _by_response(analysis: pd.DataFrame | None) -> dict[tuple, dict]:
+    if analysis is None:
+        return {}
+    return {(row["event_mid"], row["event_ets"]): row for row in analysis.to_dict("records")}
+
+
+def _triage(responses, manifest, read_clip, identity, earlier) -> tuple[list[dict], list[_Clip]]:
     downloads = {(row["event_mid"], row["event_ets"]): row for row in manifest.to_dict("records")}
     analyzer, model, prompt_version = identity
     rows, clips = [], []
@@ -103,7 +112,11 @@ def _triage(responses, manifest, read_clip, identity) -> tuple[list[dict], list[
         row = {"event_mid": response["event_mid"], "event_ets": response["event_ets"]}
         row.update(analyzer=analyzer, model=model, prompt_version=prompt_version, error=None)
         rows.append(row)
-        download = downloads.get((response["event_mid"], response["event_ets"]), {"status": "no_audio"})
+        response_key = (response["event_mid"], response["event_ets"])
+        download = downloads.get(response_key, {"status": NO_AUDIO})
+        if download["status"] == copier.PURGED:
+            row.update(earlier.get(response_key) or {"status": MISSING_AUDIO, "error": PURGED_UNANALYSED})
+            continue
         status = _FROM_DOWNLOAD.get(download["status"])
         if status:
             row.update(status=status, error=download.get("error"))
@@ -118,7 +131,7 @@ def _triage(responses, manifest, read_clip, identity) -> tuple[list[dict], list[
             row.update(status=UNSUPPORTED, error=str(err))
             continue
         except FileNotFoundError:
-            row.update(status=MISSING_AUDIO, error="the stored clip is gone (purged?); re-run response_audio")
+            row.update(status=MISSING_AUDIO, error="the stored clip is gone; re-run response_audio")
             continue
         if features.blank:
             row.update(

@@ -1,6 +1,5 @@
 """Stage 5 wiring: per-response audio analysis, by the configured analyzer."""
 
-from collections import Counter
 from typing import Literal
 
 import dagster as dg
@@ -12,9 +11,9 @@ from engagement_assets.analysis.batch import BatchStillRunning, GeminiBatchAnaly
 from engagement_assets.analysis.cache import clip_cache
 from engagement_assets.analysis.gemini import clip_analyzer
 from engagement_assets.analysis.importer import AnalysisImportError, imported_analysis, read_imported_analysis
-from engagement_assets.analysis.schema import ANALYSED, ANALYSIS_SCHEMA, FAILED
-from engagement_assets.audio.assets import response_audio
-from engagement_assets.audio.copier import MANIFEST_SCHEMA
+from engagement_assets.analysis.schema import ANALYSIS_SCHEMA
+from engagement_assets.audio.assets import required_manifest, response_audio
+from engagement_assets.audio.copier import PURGED
 from engagement_assets.errors import redact
 from engagement_assets.platform.metadata import (
     add_partition_metadata,
@@ -28,9 +27,6 @@ from engagement_assets.platform.resources import GeminiResource, PipelineResourc
 from engagement_assets.storage import layout
 from engagement_assets.storage.parquet import read_parquet
 from engagement_assets.storage.store import Store, read_url
-
-# Statuses a later run could still change: the clip's audio is kept for it.
-UNFINISHED = (FAILED, "budget")
 
 
 class AnalysisConfig(dg.Config):
@@ -83,8 +79,6 @@ def audio_analysis(
     combined = pd.concat(frames.values(), ignore_index=True)
     add_partition_metadata(context, {learner: _by_status(frame) for learner, frame in frames.items()})
     metadata.update(learners=len(learners), analyzer=pipeline.analyzer, **_by_status(combined))
-    if pipeline.audio_retention == "purge_after_analysis":
-        metadata["clips_purged"] = _purge_finished(warehouse.store(), frames)
     return dg.MaterializeResult(value=frames, metadata=batch_metadata(metadata))
 
 
@@ -134,9 +128,12 @@ def _gemini_setup(config: AnalysisConfig, pipeline: PipelineResource, gemini: Ge
 
 def _analysed(learners, user_responses, setup: GeminiSetup | None, store: Store):
     responses = pd.concat([user_responses[learner] for learner in learners], ignore_index=True)
-    manifest = pd.concat([_manifest(store, learner) for learner in learners], ignore_index=True)
+    manifests = [required_manifest(store, learner) for learner in learners]
+    manifest = pd.concat(manifests, ignore_index=True)
     try:
-        combined, report = analyze_responses(responses, manifest, read_url, setup)
+        combined, report = analyze_responses(
+            responses, manifest, read_url, setup, _earlier_of_purged(store, learners, manifests)
+        )
     except BatchStillRunning as err:
         raise dg.Failure(description=redact(str(err))) from None
     frames, offset = {}, 0
@@ -152,13 +149,18 @@ def _analysed(learners, user_responses, setup: GeminiSetup | None, store: Store)
     return frames, metadata
 
 
-def _manifest(store: Store, learner: str) -> pd.DataFrame:
-    key = layout.partition_file(response_audio.key.path[-1], learner)
-    if not store.exists(key):
-        raise dg.Failure(
-            description=f"no recordings manifest for learner {learner}: materialize response_audio first"
-        )
-    return read_parquet(store, [key], schema=MANIFEST_SCHEMA).to_pandas()
+def _earlier_of_purged(
+    store: Store, learners: list[str], manifests: list[pd.DataFrame]
+) -> pd.DataFrame | None:
+    """This asset's stored rows of the learners some of whose clips were purged after their analysis: the
+    results those clips keep."""
+    keys = [
+        key
+        for learner, manifest in zip(learners, manifests, strict=True)
+        if (manifest["status"] == PURGED).any()
+        and store.exists(key := layout.partition_file(audio_analysis.key.path[-1], learner))
+    ]
+    return read_parquet(store, keys, schema=ANALYSIS_SCHEMA).to_pandas() if keys else None
 
 
 def _report_metadata(report: AnalysisReport, model: str | None) -> dict:
@@ -178,16 +180,3 @@ def _report_metadata(report: AnalysisReport, model: str | None) -> dict:
             }
         )
     return metadata
-
-
-def _purge_finished(store: Store, frames: dict[str, pd.DataFrame]) -> int:
-    """Delete the stored clips of learners whose analysis is final; their manifests (hash, size) stay."""
-    purged = 0
-    for learner, frame in frames.items():
-        statuses = Counter(frame["status"])
-        if (
-            not any(statuses[status] for status in UNFINISHED)
-            and statuses[ANALYSED] + sum(statuses.values()) > 0
-        ):
-            purged += store.delete_prefix(layout.recordings_folder(learner))
-    return purged

@@ -51,7 +51,10 @@ ANALYSIS_COLUMNS = tuple(ANALYSIS_SCHEMA.names)
 
 ANALYSED = "analysed"
 FAILED = "failed"
+BUDGET = "budget"
 NOT_FOUND = "not_found"
+# Statuses a later run could still change; every other status is the clip's final analysis.
+UNFINISHED = (FAILED, BUDGET)
 
 
 class InvalidAnalysis(ValueError):

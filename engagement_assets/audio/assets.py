@@ -29,7 +29,9 @@ from engagement_assets.platform.metadata import (
 )
 from engagement_assets.platform.partitions import learners_of, network_batches, users
 from engagement_assets.platform.pools import AUDIO_DOWNLOAD_POOL
-from engagement_assets.platform.resources import StoreResource
+from engagement_assets.platform.resources import PipelineResource, StoreResource
+from engagement_assets.retention.retention import purged_links
+from engagement_assets.settings import PURGE_AUDIO
 from engagement_assets.storage import layout
 from engagement_assets.storage.parquet import read_parquet
 from engagement_assets.storage.s3 import s3_client
@@ -82,11 +84,13 @@ def response_audio(
     user_responses: dict[str, pd.DataFrame],
     warehouse: StoreResource,
     audio_source: StoreResource,
+    pipeline: PipelineResource,
 ):
     """Each response's recording copied from the audio bucket into platform storage under
     `recordings/<learner>/<audio_link>`, and this manifest: one row per response with the stored path,
     size, sha256, real format (WAV, or WebM under a .wav name) and a status (`stored`, `skipped_existing`,
-    `missing`, `failed` with the error, `no_audio`)."""
+    `missing`, `failed` with the error, `no_audio`, or `purged`: deleted by recording_retention after its
+    analysis, and not fetched again while ENGAGEMENT_AUDIO_RETENTION says purge)."""
     destination = warehouse.store()
     policy = CopyPolicy(
         workers=config.workers,
@@ -107,7 +111,7 @@ def response_audio(
         for row in user_responses[learner].itertuples()
     ]
     started = time.monotonic()
-    rows = copier.copy_all(clips, _known(destination, learners))
+    rows = copier.copy_all(clips, _known(destination, learners, pipeline.audio_retention == PURGE_AUDIO))
     seconds = time.monotonic() - started
     manifest = pd.DataFrame(rows, columns=list(MANIFEST_COLUMNS))
     manifest["bytes"] = manifest["bytes"].astype("Int64")
@@ -178,15 +182,36 @@ def _described(manifest: pd.DataFrame) -> dict:
     }
 
 
-def _known(destination: Store, learners: list[str]) -> dict[str, Known]:
-    """Size, hash and format of clips stored by earlier runs, from their manifests, by storage key."""
+def stored_manifest(store: Store, learner: str) -> pd.DataFrame | None:
+    """A learner's manifest as the last run of this asset stored it (None before the first)."""
+    key = layout.partition_file(ASSET, learner)
+    if not store.exists(key):
+        return None
+    return read_parquet(store, [key], schema=MANIFEST_SCHEMA).to_pandas()
+
+
+def required_manifest(store: Store, learner: str) -> pd.DataFrame:
+    """A learner's stored manifest, for the stages that read it; a clear failure before the first run."""
+    manifest = stored_manifest(store, learner)
+    if manifest is None:
+        raise dg.Failure(
+            description=f"no recordings manifest for learner {learner}: materialize response_audio first"
+        )
+    return manifest
+
+
+def _known(destination: Store, learners: list[str], honour_purges: bool) -> dict[str, Known]:
+    """Size, hash and format of clips stored by earlier runs, from their manifests, by storage key; with
+    `honour_purges`, which of them recording_retention deleted."""
     known = {}
     for learner in learners:
-        key = layout.partition_file(ASSET, learner)
-        if not destination.exists(key):
+        earlier = stored_manifest(destination, learner)
+        if earlier is None:
             continue
-        earlier = read_parquet(destination, [key], schema=MANIFEST_SCHEMA).to_pandas()
+        purged = purged_links(destination, learner) if honour_purges else set()
         folder = layout.recordings_folder(learner)
         for row in earlier.dropna(subset=["sha256"]).itertuples():
-            known[f"{folder}{row.audio_link}"] = Known(int(row.bytes), row.sha256, row.format)
+            known[f"{folder}{row.audio_link}"] = Known(
+                int(row.bytes), row.sha256, row.format, purged=row.audio_link in purged
+            )
     return known

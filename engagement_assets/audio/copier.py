@@ -34,7 +34,9 @@ SKIPPED_EXISTING = "skipped_existing"
 MISSING = "missing"
 FAILED = "failed"
 NO_AUDIO = "no_audio"
-STATUSES = (STORED, SKIPPED_EXISTING, MISSING, FAILED, NO_AUDIO)
+# Deleted from platform storage after its analysis (recording_retention) and not fetched again.
+PURGED = "purged"
+STATUSES = (STORED, SKIPPED_EXISTING, MISSING, FAILED, NO_AUDIO, PURGED)
 
 MANIFEST_SCHEMA = pa.schema(
     [
@@ -44,7 +46,7 @@ MANIFEST_SCHEMA = pa.schema(
         column("bytes", pa.int64(), "size of the stored recording"),
         column("sha256", pa.string(), "hash of the stored recording (the analysis cache key)"),
         column("format", pa.string(), "real format from the first bytes: wav, webm or unknown"),
-        column("status", pa.string(), "stored, skipped_existing, missing, failed, no_audio"),
+        column("status", pa.string(), "stored, skipped_existing, missing, failed, no_audio, purged"),
         column("error", pa.string(), "why a copy failed or was refused"),
         column("attempts", pa.int64(), "tries made (transient faults are retried)"),
     ]
@@ -78,11 +80,13 @@ class Clip:
 
 @dataclass(frozen=True)
 class Known:
-    """What an earlier manifest recorded about a stored clip, to skip re-reading it."""
+    """What an earlier manifest recorded about a stored clip, to skip re-reading it; `purged`: the clip
+    was deleted after its analysis and is not to be fetched again."""
 
     bytes: int
     sha256: str
     format: str
+    purged: bool = False
 
 
 class ClipTimeout(TimeoutError):
@@ -130,11 +134,12 @@ class AudioCopier:
         if problem:
             return _row(clip, FAILED, error=f"refused: the key would escape the storage folder ({problem})")
         target = f"{clip.prefix}/{clip.audio_link}"
+        earlier = known.get(target)
+        if earlier and earlier.purged:
+            return _row(clip, PURGED, target=self.destination.uri(target), facts=earlier)
         for attempt in range(1, self.policy.attempts + 1):
             try:
-                return self._attempt(
-                    clip, target, stored_sizes.get(target), known.get(target), scratch, attempt
-                )
+                return self._attempt(clip, target, stored_sizes.get(target), earlier, scratch, attempt)
             except FileNotFoundError:
                 return _row(clip, MISSING, error="no such object in the source bucket", attempts=attempt)
             except Exception as err:

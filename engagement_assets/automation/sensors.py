@@ -30,6 +30,7 @@ from engagement_assets.platform.partitions import (
 from engagement_assets.platform.resources import StoreResource
 from engagement_assets.responses.assets import user_responses
 from engagement_assets.responses.extract import learners_in_drops
+from engagement_assets.retention.assets import recording_retention
 from engagement_assets.settings import Settings
 from engagement_assets.storage import layout
 from engagement_assets.storage.keys import is_digest, storage_segment
@@ -63,7 +64,14 @@ TABLE_HOLD_SECONDS = 600.0
 # tick plus the work, not one tick per stage. The network stages keep their pools and their batch size
 # (a run that dies costs at most that many learners' downloads and analyses). A run may take in a tenth of
 # its size in learners nothing touched rather than split in two.
-DROP_REFRESH = [user_responses, merged_responses, response_audio, audio_analysis, phase_features]
+DROP_REFRESH = [
+    user_responses,
+    merged_responses,
+    response_audio,
+    audio_analysis,
+    recording_retention,
+    phase_features,
+]
 # A new lesson-tracking export changes the matching and what is built on it; the recordings and their
 # analysis follow the responses alone.
 SESSIONS_REFRESH = [merged_responses, phase_features]

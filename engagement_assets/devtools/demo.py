@@ -27,6 +27,7 @@ from engagement_assets.platform.partitions import register_partitions, telemetry
 from engagement_assets.platform.resources import build_resources
 from engagement_assets.responses.assets import user_responses
 from engagement_assets.responses.extract import learner_keys
+from engagement_assets.retention.assets import recording_retention
 from engagement_assets.settings import Settings
 from engagement_assets.storage.store import LocalStore, open_store
 
@@ -95,10 +96,17 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _per_learner_stages(settings: Settings) -> list:
-    """Every per-learner stage; with imported analysis the audio download is not needed."""
+    """Every per-learner stage; with imported analysis no recording is downloaded (or retained)."""
     if settings.resolved_analyzer == "import":
         return [user_responses, merged_responses, audio_analysis, phase_features]
-    return [user_responses, merged_responses, response_audio, audio_analysis, phase_features]
+    return [
+        user_responses,
+        merged_responses,
+        response_audio,
+        audio_analysis,
+        recording_retention,
+        phase_features,
+    ]
 
 
 def _dagster_home() -> Path:

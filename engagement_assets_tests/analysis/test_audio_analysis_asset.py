@@ -1,5 +1,5 @@
 """audio_analysis as users run it: the local analyzer by default, Gemini when a key is set (against the
-fake server), token and cost metadata, re-materialization at zero calls, retention, and the key kept secret."""
+fake server), token and cost metadata, re-materialization at zero calls, and the key kept secret."""
 
 from __future__ import annotations
 
@@ -97,21 +97,6 @@ def test_an_endpoint_that_echoes_the_key_never_gets_it_stored(instance, golden, 
     assert not any(SECRET in entry for entry in logs)
     stored = [path.read_bytes() for path in tmp_path.rglob("*") if path.is_file()]  # warehouse and instance
     assert not any(SECRET.encode() in data for data in stored)
-
-
-def test_purge_after_analysis_deletes_clips_but_keeps_the_manifest(instance, golden, tmp_path, monkeypatch):
-    settings = settings_for(tmp_path, golden, monkeypatch, ENGAGEMENT_AUDIO_RETENTION="purge_after_analysis")
-    resources = build_resources(settings)
-    materialize_drops(instance, resources, DROPS)
-    result = materialize_learners_batched(instance, resources, LEARNERS, STAGES)
-    assert analysis_metadata(result)["clips_purged"] > 0
-    for learner in LEARNERS:
-        assert not (tmp_path / "w" / "recordings" / learner).exists()
-        assert (
-            stored_frame(open_store(tmp_path / "w"), f"response_audio/{learner}.parquet")["sha256"]
-            .notna()
-            .any()
-        )
 
 
 def test_a_gemini_analyzer_without_a_key_fails_clearly(instance, golden, tmp_path, monkeypatch):

@@ -45,7 +45,14 @@ def tick(sensor, instance, cursor=None, **resources):
     return sensor(context)
 
 
-PER_LEARNER = ("user_responses", "merged_responses", "response_audio", "audio_analysis", "phase_features")
+PER_LEARNER = (
+    "user_responses",
+    "merged_responses",
+    "response_audio",
+    "audio_analysis",
+    "recording_retention",
+    "phase_features",
+)
 
 
 def covered(instance, request: dg.RunRequest, registered_with: tuple[str, ...] = ()) -> list[str]:

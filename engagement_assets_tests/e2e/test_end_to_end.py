@@ -33,13 +33,21 @@ from engagement_assets_tests.pipeline import assert_values_equal, stored_frame
 
 pytestmark = pytest.mark.e2e
 
-PER_LEARNER = ("user_responses", "merged_responses", "response_audio", "audio_analysis", "phase_features")
+PER_LEARNER = (
+    "user_responses",
+    "merged_responses",
+    "response_audio",
+    "audio_analysis",
+    "recording_retention",
+    "phase_features",
+)
 # Each per-learner asset and the per-learner assets it reads: after automation settles, a learner's
 # asset must be at least as recent as each of these.
 READS = {
     "merged_responses": ("user_responses",),
     "response_audio": ("user_responses",),
     "audio_analysis": ("user_responses", "response_audio"),
+    "recording_retention": ("audio_analysis",),
     "phase_features": ("merged_responses", "audio_analysis"),
 }
 # The assets with a golden CSV (golden/expected/).
