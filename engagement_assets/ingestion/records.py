@@ -29,6 +29,7 @@ MAX_FAST_RECORD = 1 << 20
 # ALL's storage rows are a few KB; a record this large is not one of them.
 MAX_RECORD_BYTES = 16 << 20
 QUOTED_BYTES = 1024
+TOO_FAR = -2
 GZIP_MAGIC = b"\x1f\x8b"
 # Compressed bytes fed to zlib per call: on damage zlib discards that call's output, so this bounds the loss.
 GZIP_INPUT_SLICE = 64 << 10
@@ -185,8 +186,14 @@ def _cut(buffer: _Buffer, layout: str, marker: bytes, size: int, path: str | Non
         cut = -1
         if not buffer.eof or len(buffer.data) - buffer.pos > size:
             cut = buffer.data.rfind(marker, buffer.pos, buffer.pos + size)
-            if cut < 0:  # a record longer than a segment: cut after it, however far that is
-                cut = buffer.search(marker, buffer.pos + size)
+            if cut < 0:  # a record longer than a segment: cut after it, unless it is beyond any record
+                cut = buffer.search(marker, buffer.pos + size, limit=MAX_RECORD_BYTES)
+        if cut == TOO_FAR:
+            line += 1
+            yield _passed_oversized(
+                buffer, marker, f"line {line}" if layout == "jsonl" else buffer.location()
+            )
+            continue
         final = cut < 0
         end = len(buffer.data) if final else cut + len(marker)
         start, base = buffer.pos, buffer.base + buffer.pos
@@ -277,18 +284,44 @@ class _Buffer:
         self.data += block
         return True
 
-    def search(self, marker: bytes, start: int, last: bool = False) -> int:
+    def search(self, marker: bytes, start: int, last: bool = False, limit: int | None = None) -> int:
         """Index in `data` of `marker` at or after index `start` (the first one, or with `last` the last
-        in the window), reading blocks until there is one; -1 at the end of the stream. Each byte is
-        searched once, however many blocks it takes."""
+        in the window), reading blocks until there is one; -1 at the end of the stream, TOO_FAR once more
+        than `limit` bytes past the read position hold none. Each byte is searched once, however many
+        blocks it takes."""
         while True:
             found = self.data.rfind(marker, start) if last else self.data.find(marker, start)
             if found >= 0:
                 return found
+            if limit is not None and len(self.data) - self.pos > limit:
+                return TOO_FAR
             resume = self.base + max(start, len(self.data) - len(marker) + 1)
             if not self.fill():
                 return -1
             start = resume - self.base
+
+    def discard_through(self, marker: bytes) -> int:
+        """Moves the read position past the next `marker` (or to the end of the stream) without holding
+        what it passes: how many bytes before the marker were passed."""
+        passed = 0
+        while True:
+            found = self.data.find(marker, self.pos)
+            if found >= 0:
+                passed += found - self.pos
+                self.pos = found + len(marker)
+                return passed
+            keep = max(self.pos, len(self.data) - len(marker) + 1)  # a marker may span two blocks
+            passed += keep - self.pos
+            self.drop_before(keep)
+            if not self.fill():
+                passed += len(self.data) - self.pos
+                self.pos = len(self.data)
+                return passed
+
+    def drop_before(self, index: int) -> None:
+        """Forgets `data` before `index`, which becomes the read position."""
+        self.base += index
+        self.data, self.pos = bytes(self.data[index:]), 0
 
     def ensure(self, lookahead: int = BLOCK_SIZE // 2) -> None:
         while len(self.data) - self.pos < lookahead and self.fill():
@@ -320,11 +353,23 @@ class _Buffer:
         return None
 
 
+def _oversized(location: str, head: bytes, size: int, complete: bool = True) -> Malformed:
+    # Not parsed: its objects would take many times its size. Quarantined by its first bytes.
+    ends = "" if complete else "; the stream ends inside it"
+    return Malformed(
+        "oversized", f"{location} ({size:,} bytes; the first {QUOTED_BYTES:,} are kept{ends})", head
+    )
+
+
+def _passed_oversized(buffer: _Buffer, marker: bytes, location: str) -> Malformed:
+    """The record at the read position, longer than any record may be, passed over up to `marker`."""
+    head = bytes(buffer.data[buffer.pos : buffer.pos + QUOTED_BYTES])
+    return _oversized(location, head, buffer.discard_through(marker))
+
+
 def _parse(raw: bytes, location: str) -> dict | Malformed:
     if len(raw) > MAX_RECORD_BYTES:
-        # Not parsed: its objects would take many times its size. Quarantined by reference.
-        where = f"{location} ({len(raw):,} bytes; the first {QUOTED_BYTES:,} are kept)"
-        return Malformed("oversized", where, bytes(raw[:QUOTED_BYTES]))
+        return _oversized(location, bytes(raw[:QUOTED_BYTES]), len(raw))
     try:
         value = orjson.loads(raw)
     except orjson.JSONDecodeError:
@@ -399,8 +444,10 @@ def _failure_reason(raw: bytes) -> str:
 
 def _looks_like_jsonl(buffer: _Buffer, sample_lines: int = 8) -> bool:
     buffer.ensure(MAX_FAST_RECORD)
-    # The first line is judged whole however long it is: cut short, it would not look like a record.
-    buffer.search(b"\n", buffer.pos)
+    # The first line is judged whole: cut short, it would not look like a record. Beyond any record's size
+    # it is one oversized line of a JSONL file (quarantined as such), not a reason to hold the file whole.
+    if buffer.search(b"\n", buffer.pos, limit=MAX_RECORD_BYTES) == TOO_FAR:
+        return True
     lines = [line.strip() for line in buffer.data[buffer.pos :].split(b"\n", sample_lines)[:sample_lines]]
     lines = [line for line in lines if line]
     complete = sum(line.startswith(b"{") and line.endswith(b"}") for line in lines)
@@ -498,13 +545,19 @@ class _Framer:
     def _exact(self, buffer: _Buffer) -> dict | Malformed | None:
         if buffer.data[buffer.pos] not in _OPENERS:
             return _skip_garbage(buffer)
-        scan = _Scan(buffer)
+        scan, start = _Scan(buffer), buffer.base + buffer.pos
+        head = None
         while (end := scan.end(buffer)) is None:
+            if head is None and len(buffer.data) - buffer.pos > MAX_RECORD_BYTES:
+                head = bytes(buffer.data[buffer.pos : buffer.pos + QUOTED_BYTES])
+            if head is not None:  # too large to parse: scanned to its end, not held
+                buffer.drop_before(scan.offset - buffer.base)
             if not buffer.fill():
-                return None
-        start = buffer.pos
-        buffer.pos = end
-        return _parse(buffer.data[start:end], buffer.location(start))
+                return None if head is None else _oversized(f"byte {start}", head, buffer.base - start, False)
+        first, buffer.pos = buffer.pos, end
+        if head is not None:
+            return _oversized(f"byte {start}", head, buffer.base + end - start)
+        return _parse(buffer.data[first:end], f"byte {start}")
 
 
 def _same_line_end(data: bytes, start: int) -> int | None:
