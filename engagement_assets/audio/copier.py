@@ -42,7 +42,11 @@ MANIFEST_SCHEMA = pa.schema(
     [
         *RESPONSE_KEY,
         column("audio_link", pa.string(), "the recording's key in the audio bucket; null: no recording"),
-        column("storage_path", pa.string(), "where the copy is stored (null when nothing was stored)"),
+        column(
+            "storage_path",
+            pa.string(),
+            "where the copy was stored (null when nothing was); whether it is still held: recording_retention",
+        ),
         column("bytes", pa.int64(), "size of the stored recording"),
         column("sha256", pa.string(), "hash of the stored recording (the analysis cache key)"),
         column("format", pa.string(), "real format from the first bytes: wav, webm or unknown"),
