@@ -19,6 +19,8 @@ SECRET_VARIABLES = (
     "DAGSTER_PG_PASSWORD",
     "ENGAGEMENT_CELERY_BROKER",
     "ENGAGEMENT_CELERY_BACKEND",
+    # A Slack incoming-webhook URL is its own credential.
+    "ENGAGEMENT_ALERT_WEBHOOK_URL",
 )
 REDACTED = "[redacted]"
 # Shorter values would redact ordinary words and are no secret worth the name.
