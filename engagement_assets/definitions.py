@@ -13,18 +13,23 @@ from engagement_assets.conversations.settings import ConversationSettings
 from engagement_assets.deploy.executors import executor_for
 from engagement_assets.engagement_pipeline import build_engagement_definitions
 from engagement_assets.platform.resources import build_resources
+from engagement_assets.prediction.definitions import build_prediction_definitions
+from engagement_assets.prediction.settings import PredictionSettings
 from engagement_assets.settings import Settings
 
 
 def build_definitions(
-    settings: Settings, conversations: ConversationSettings | None = None
+    settings: Settings,
+    conversations: ConversationSettings | None = None,
+    prediction: PredictionSettings | None = None,
 ) -> dg.Definitions:
     # Definitions.merge refuses two different resources under one key, so no group can shadow another's.
     return dg.Definitions.merge(
         dg.Definitions(resources=build_resources(settings), executor=executor_for(settings.executor)),
         build_engagement_definitions(settings),
+        build_prediction_definitions(prediction or PredictionSettings()),
         build_conversation_definitions(conversations or ConversationSettings(), settings),
     )
 
 
-defs = build_definitions(Settings.from_env(), ConversationSettings.from_env())
+defs = build_definitions(Settings.from_env(), ConversationSettings.from_env(), PredictionSettings.from_env())

@@ -12,6 +12,7 @@ import pytest
 from engagement_assets.conversations.settings import ConversationSettings
 from engagement_assets.definitions import defs
 from engagement_assets.platform.metadata import declared_schema
+from engagement_assets.prediction.settings import PredictionSettings
 from engagement_assets.settings import Settings, settings_table
 from engagement_assets.storage.tables import schema_markdown
 
@@ -31,6 +32,7 @@ GENERATED = {
     "columns": generated_columns,
     "settings": lambda: settings_table(Settings),
     "conversation settings": lambda: settings_table(ConversationSettings),
+    "prediction settings": lambda: settings_table(PredictionSettings),
 }
 PLACES = [
     ("docs/storage.md", "columns"),
@@ -38,6 +40,8 @@ PLACES = [
     ("README.md", "conversation settings"),
     ("docs/configuration.md", "settings"),
     ("docs/configuration.md", "conversation settings"),
+    ("README.md", "prediction settings"),
+    ("docs/configuration.md", "prediction settings"),
 ]
 
 

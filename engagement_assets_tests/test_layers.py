@@ -19,7 +19,8 @@ ENGAGEMENT_STAGES = {
     "retention",
     "automation",
 }
-GROUPS = {*ENGAGEMENT_STAGES, "conversations", "engagement_pipeline"}
+# The prediction group reads the engagement outputs as assets, not the stages' code.
+GROUPS = {*ENGAGEMENT_STAGES, "conversations", "prediction", "engagement_pipeline"}
 # Thin Dagster wiring: what turns the pure modules into assets, resources, sensors and the code location.
 WIRING = {
     "definitions.py",
@@ -28,6 +29,7 @@ WIRING = {
     "automation/dead_runs.py",
     "automation/partition_order.py",
     "conversations/definitions.py",
+    "prediction/definitions.py",
     "conversations/resources.py",
     "deploy/celery_app.py",
     "deploy/executors.py",
@@ -85,5 +87,8 @@ def test_layers_point_one_way(path):
         assert not used & GROUPS, f"the platform layer ({relative(path)}) imports {used & GROUPS}"
     if part == "conversations":
         assert not used & ENGAGEMENT_STAGES, f"{relative(path)} imports {used & ENGAGEMENT_STAGES}"
+    if part == "prediction":
+        others = used & (ENGAGEMENT_STAGES | {"conversations"})
+        assert not others, f"{relative(path)} imports {others}"
     if part in ENGAGEMENT_STAGES:
-        assert "conversations" not in used, f"{relative(path)} imports the conversation group"
+        assert not used & {"conversations", "prediction"}, f"{relative(path)} imports another group"

@@ -25,6 +25,8 @@ from engagement_assets.ingestion.assets import cleaned_telemetry, landed_drops
 from engagement_assets.matching.assets import merged_responses
 from engagement_assets.platform.partitions import register_partitions, telemetry_drops, users
 from engagement_assets.platform.resources import build_resources
+from engagement_assets.prediction.assets import PREDICTION_ASSETS, prediction_resource
+from engagement_assets.prediction.settings import PredictionSettings
 from engagement_assets.responses.assets import user_responses
 from engagement_assets.responses.extract import learner_keys
 from engagement_assets.retention.assets import recording_retention
@@ -43,6 +45,8 @@ OUTPUTS = (
     ("phase features", "phase_features/"),
     ("all-learner export", "exports/phase_level_engagement_full.csv"),
     ("HTML report", "reports/phase_level_engagement.html"),
+    ("learner risk", "learner_risk.parquet"),
+    ("engagement model card", "reports/engagement_model_card.md"),
     ("quarantined records", "quarantine/"),
     ("conversations (daily)", "conversations/year="),
     ("learner conversation analytics", "user_analytics.parquet"),
@@ -68,6 +72,7 @@ def main(argv: list[str] | None = None) -> int:
         _generate_sample_data(landing, args.learners, args.seed)
 
     resources = build_resources(settings)
+    prediction_resources = {**resources, "prediction": prediction_resource(PredictionSettings.from_env())}
     with dg.DagsterInstance.get() as instance:
         drops = landed_drops(landing)
         register_partitions(instance, telemetry_drops, drops)
@@ -88,6 +93,10 @@ def main(argv: list[str] | None = None) -> int:
         if learners:
             result = materialize_partition(ASSETS, phase_level_engagement, None, instance, resources)
             _check(result, "phase_level_engagement")
+            result = materialize_partition(
+                [*ASSETS, *PREDICTION_ASSETS], PREDICTION_ASSETS, None, instance, prediction_resources
+            )
+            _check(result, "prediction")
         if not args.skip_conversations:
             run_conversation_demo(instance, settings, seed=args.seed)
 

@@ -23,6 +23,8 @@ def phase_history(learners: int, seed: int = 0, planted: bool = True, days: int 
     for number in range(learners):
         rows += _learner(rng, f"{9_000_000_000 + number}", planted, START + pd.Timedelta(days=days))
     frame = pd.DataFrame(rows)
+    for name in ("start_time", "end_time", "first_response_at"):  # as the pipeline stores them: to the ms
+        frame[name] = frame[name].dt.round("ms")
     frame["gap_to_next_mins"] = (
         frame.groupby("UserId")["start_time"].shift(-1) - frame["end_time"]
     ).dt.total_seconds() / 60
