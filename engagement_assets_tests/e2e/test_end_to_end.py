@@ -50,6 +50,8 @@ READS = {
     "recording_retention": ("audio_analysis",),
     "phase_features": ("merged_responses", "audio_analysis"),
 }
+# The prediction group, which follows the all-learner table by declarative automation.
+PREDICTION = ("engagement_training_set", "engagement_model", "learner_risk", "engagement_alerts")
 # The assets with a golden CSV (golden/expected/).
 GOLDEN_ASSETS = ("user_responses", "merged_responses", "phase_features")
 RESPONSE_KEYS = ["event_mid", "event_ets"]
@@ -62,6 +64,7 @@ def expected_materializations(learners: list[str]) -> dict[str, set[str | None]]
         "cleaned_telemetry": set(DROPS),
         **{asset: set(learners) for asset in PER_LEARNER},
         "phase_level_engagement": {None},
+        **{asset: {None} for asset in PREDICTION},
     }
 
 
@@ -138,6 +141,7 @@ def assert_launched_automatically_and_fresh(settled: Snapshot, learners: list[st
         "telemetry_drop_sensor",
         "learners_sensor",
         "engagement_table_sensor",
+        "downstream_automation",
     }, settled.describe()
     drop_runs = [run for run in settled.runs if launched_by[run["runId"]] == "telemetry_drop_sensor"]
     assert sorted(run_tags(run)["dagster/partition"] for run in drop_runs) == sorted(DROPS)
@@ -146,6 +150,7 @@ def assert_launched_automatically_and_fresh(settled: Snapshot, learners: list[st
     origins = {
         "cleaned_telemetry": {"telemetry_drop_sensor"},
         "phase_level_engagement": {"engagement_table_sensor"},
+        **{asset: {"downstream_automation"} for asset in PREDICTION},
         "merged_responses": {"learners_sensor", "sessions_sensor"},
         "phase_features": {"learners_sensor", "sessions_sensor"},
     }
@@ -164,6 +169,7 @@ def assert_launched_automatically_and_fresh(settled: Snapshot, learners: list[st
                     f"{asset}[{learner}] is older than {parent}[{learner}]\n{settled.describe()}"
                 )
     assert latest["phase_level_engagement", None] >= max(latest["phase_features", u] for u in learners)
+    assert all(latest[asset, None] >= latest["phase_level_engagement", None] for asset in PREDICTION)
 
 
 class Deployment:
