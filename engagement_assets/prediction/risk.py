@@ -69,11 +69,13 @@ def learner_risk(
 
 def top_reasons(rows: pd.DataFrame, contributions: pd.DataFrame, count: int = REASONS) -> list[list[str]]:
     """Per row, the features that raise the risk the most (positive terms only), in words."""
-    found = []
-    for index, terms in contributions.iterrows():
-        raising = terms[terms > 0].sort_values(ascending=False).head(count)
-        found.append([in_words(name, rows.at[index, name]) for name in raising.index])
-    return found
+    features, terms = list(contributions.columns), contributions.to_numpy()
+    values = rows[features].to_numpy(dtype=float)
+    strongest = np.argsort(-terms, axis=1, kind="stable")[:, :count]
+    return [
+        [in_words(features[j], values[i, j]) for j in order if terms[i, j] > 0]
+        for i, order in enumerate(strongest)
+    ]
 
 
 def in_words(feature: str, value: float) -> str:
