@@ -99,6 +99,9 @@ def register_new_drops(context: dg.SensorEvaluationContext, landing: StoreResour
         ],
         dynamic_partitions_requests=[telemetry_drops.build_add_request(keys)] if keys else [],
         cursor=cursor,
+        skip_reason=None
+        if fresh
+        else f"no new or rewritten file among the {len(files)} listed under telemetry/",
     )
 
 
@@ -114,9 +117,12 @@ def refresh_learners_of_drops(
         dg.AssetKey("cleaned_telemetry"), limit=DROP_EVENTS_PER_TICK, cursor=state.seen, ascending=True
     )
     if not records.records and not state.waiting:
-        return dg.SensorResult(cursor=context.cursor)
+        return dg.SensorResult(cursor=context.cursor, skip_reason="no drop cleaned since the last refresh")
     if records.records and _more_drops_coming(context.instance, records.records[0].timestamp):
-        return dg.SensorResult(cursor=context.cursor)
+        return dg.SensorResult(
+            cursor=context.cursor,
+            skip_reason="drops are still being cleaned: their learners are refreshed together once they are done",
+        )
     drops = sorted({record.partition_key for record in records.records if record.partition_key})
     learners = learners_in_drops(warehouse.store(), drops) if drops else []
     registered = _registered_learners(context.instance, [*state.waiting, *learners])
@@ -148,7 +154,10 @@ def refresh_learners_of_sessions(
     }
     changed = _not_matched_since(context.instance, _known_learners(context.instance, set(modified)), modified)
     if not changed and not state.waiting:
-        return dg.SensorResult(cursor=RefreshState(seen, [], state.round).dump())
+        return dg.SensorResult(
+            cursor=RefreshState(seen, [], state.round).dump(),
+            skip_reason="no known learner's lesson-tracking export is new or changed",
+        )
     return _refresh(
         context,
         RefreshState(seen, state.waiting, state.round),
@@ -261,7 +270,14 @@ def _refresh(
         ],
         dynamic_partitions_requests=list(dynamic_partitions_requests),
         cursor=RefreshState(state.seen, waiting, round_).dump(),
+        skip_reason=None if spans else _nothing_to_refresh(affected),
     )
+
+
+def _nothing_to_refresh(affected: list[str]) -> str:
+    if not affected:
+        return "the newly cleaned drops hold no learner's responses"
+    return f"all {len(set(affected))} affected learner(s) are in runs already queued or running; they wait"
 
 
 def learners_in_flight(instance: dg.DagsterInstance, order: list[str]) -> set[str]:

@@ -291,7 +291,11 @@ def _nocodb_sensor(
         pending = _pending_change(nocodb, conversation_storage)
         if pending:
             requests.append(dg.RunRequest(asset_selection=[nocodb_sync.key], run_key=f"sync:{pending}"))
-        return dg.SensorResult(run_requests=requests, cursor=json.dumps(cursor, sort_keys=True))
+        return dg.SensorResult(
+            run_requests=requests,
+            cursor=json.dumps(cursor, sort_keys=True),
+            skip_reason=None if requests else "nothing new or updated in NocoDB since the last sync",
+        )
 
     return nocodb_sensor
 

@@ -6,6 +6,8 @@ reversible encoding, so no learner and no drop is ever refused.
 
 from __future__ import annotations
 
+import warnings
+
 import dagster as dg
 
 from engagement_assets.settings import Settings
@@ -16,6 +18,16 @@ telemetry_drops = dg.DynamicPartitionsDefinition(name="telemetry_drops")
 PARTITION_RANGE_START = "dagster/asset_partition_range_start"
 PARTITION_RANGE_END = "dagster/asset_partition_range_end"
 users = dg.DynamicPartitionsDefinition(name="users")
+
+# Backfill policies are how batched runs are planned; Dagster calls the parameter beta and says so once per
+# asset on every code load, and a ranged run over stages with different batch sizes (the refresh sensors'
+# runs) is expected to take the smallest. Both warnings would bury what the console has to say.
+warnings.filterwarnings(
+    "ignore", message="Parameter `backfill_policy` of function `asset`", category=dg.BetaWarning
+)
+warnings.filterwarnings(
+    "ignore", message=".*materializes assets with varying BackfillPolicies", category=UserWarning
+)
 
 # Network stages batch fewer learners per run: a run that dies costs less to redo.
 NETWORK_LEARNERS_PER_RUN = 50

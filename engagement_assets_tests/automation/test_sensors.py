@@ -120,7 +120,8 @@ def test_drop_sensor_registers_and_requests_new_files_only(instance, tmp_path, g
     result = tick(telemetry_drop_sensor, instance, landing=store)
     assert sorted(request.partition_key for request in result.run_requests) == sorted(DROPS)
     assert sorted(result.dynamic_partitions_requests[0].partition_keys) == sorted(DROPS)
-    assert tick(telemetry_drop_sensor, instance, cursor=result.cursor, landing=store).run_requests == []
+    idle = tick(telemetry_drop_sensor, instance, cursor=result.cursor, landing=store)
+    assert idle.run_requests == [] and "no new or rewritten file" in idle.skip_reason.skip_message
     new_file = landing / "telemetry" / "drop3.jsonl"
     new_file.write_text("{}\n")
     os.utime(new_file, (time.time() + 5, time.time() + 5))
@@ -394,3 +395,15 @@ def test_a_listing_leaves_out_files_older_than_the_cursor_can_hand_out(tmp_path)
     listed = store.list_files("sessions/", modified_since=looks_back_to(cursor))
     assert [f.key for f in listed] == ["sessions/new", "sessions/recent"]
     assert looks_back_to(None) is None and len(store.list_files("sessions/", modified_since=None)) == 3
+
+
+def test_a_refresh_sensor_with_nothing_to_do_says_why(instance, tmp_path):
+    warehouse = StoreResource(url=str(tmp_path / "w"))
+    idle = tick(learners_sensor, instance, warehouse=warehouse)
+    assert (
+        idle.run_requests == [] and idle.skip_reason.skip_message == "no drop cleaned since the last refresh"
+    )
+    landing = StoreResource(url=str(tmp_path / "landing"))
+    (tmp_path / "landing" / "sessions").mkdir(parents=True)
+    quiet = tick(sessions_sensor, instance, landing=landing)
+    assert "lesson-tracking export" in quiet.skip_reason.skip_message
