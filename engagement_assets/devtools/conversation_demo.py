@@ -14,6 +14,7 @@ from engagement_assets.conversations.resources import conversation_resources
 from engagement_assets.conversations.settings import ConversationSettings
 from engagement_assets.devtools.conversation_sample import generate
 from engagement_assets.devtools.fake_nocodb import FakeNocoDB
+from engagement_assets.devtools.runs import QUIET
 from engagement_assets.platform.resources import gemini_resource
 from engagement_assets.settings import Settings
 
@@ -59,7 +60,12 @@ def sync_and_build(group: ConversationGroup, instance: dg.DagsterInstance, resou
 
 def _materialize(group: ConversationGroup, selection, instance, resources, partition_key=None):
     result = dg.materialize(
-        group.assets, selection=selection, instance=instance, resources=resources, partition_key=partition_key
+        group.assets,
+        selection=selection,
+        instance=instance,
+        resources=resources,
+        partition_key=partition_key,
+        run_config=QUIET,
     )
     if not result.success:
         raise RuntimeError(f"materializing {[a.key.to_user_string() for a in selection]} failed")

@@ -8,8 +8,10 @@ where the results are and how to look at them in the UI.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import dagster as dg
@@ -17,7 +19,7 @@ import dagster as dg
 from engagement_assets.analysis.assets import audio_analysis
 from engagement_assets.audio.assets import response_audio
 from engagement_assets.devtools.conversation_demo import run_conversation_demo
-from engagement_assets.devtools.runs import materialize_partition, materialize_partition_range
+from engagement_assets.devtools.runs import QUIET, materialize_partition, materialize_partition_range
 from engagement_assets.devtools.sample_data import generate_landing
 from engagement_assets.engagement_pipeline import ASSETS
 from engagement_assets.features.assets import phase_features, phase_level_engagement
@@ -31,6 +33,8 @@ from engagement_assets.responses.assets import user_responses
 from engagement_assets.responses.extract import learner_keys
 from engagement_assets.retention.assets import recording_retention
 from engagement_assets.settings import Settings
+from engagement_assets.storage import layout
+from engagement_assets.storage.parquet import read_parquet
 from engagement_assets.storage.store import LocalStore, open_store
 
 SAMPLE_LEARNERS = 12
@@ -73,34 +77,32 @@ def main(argv: list[str] | None = None) -> int:
 
     resources = build_resources(settings)
     prediction_resources = {**resources, "prediction": prediction_resource(PredictionSettings.from_env())}
+    story = Story(generated=_generated_learners(landing))
     with dg.DagsterInstance.get() as instance:
         drops = landed_drops(landing)
         register_partitions(instance, telemetry_drops, drops)
         for drop in drops:
-            result = materialize_partition(ASSETS, cleaned_telemetry, drop, instance, resources)
-            _check(result, f"cleaned_telemetry [{drop}]")
+            result = materialize_partition(ASSETS, cleaned_telemetry, drop, instance, resources, QUIET)
+            story.cleaned(_check(result, f"cleaned_telemetry [{drop}]"))
         learners = learner_keys(open_store(settings.storage_url))
         register_partitions(instance, users, learners)
         stages = _per_learner_stages(settings)
         if learners:
             result = materialize_partition_range(
-                ASSETS, stages, learners[0], learners[-1], instance, resources
+                ASSETS, stages, learners[0], learners[-1], instance, resources, QUIET
             )
-            _check(
-                result,
-                f"{', '.join(stage.key.to_user_string() for stage in stages)} [{len(learners)} learners]",
-            )
-        if learners:
-            result = materialize_partition(ASSETS, phase_level_engagement, None, instance, resources)
-            _check(result, "phase_level_engagement")
+            _check(result, f"the {len(stages)} per-learner stages for {len(learners)} learners in one run")
+            result = materialize_partition(ASSETS, phase_level_engagement, None, instance, resources, QUIET)
+            _check(result, "phase_level_engagement (export and report)")
             result = materialize_partition(
-                [*ASSETS, *PREDICTION_ASSETS], PREDICTION_ASSETS, None, instance, prediction_resources
+                [*ASSETS, *PREDICTION_ASSETS], PREDICTION_ASSETS, None, instance, prediction_resources, QUIET
             )
-            _check(result, "prediction")
+            story.predicted(_check(result, "the prediction group"))
         if not args.skip_conversations:
             run_conversation_demo(instance, settings, seed=args.seed)
 
-    _report(settings, home, drops, learners)
+    story.tell(open_store(settings.storage_url), len(drops), len(learners))
+    _report(settings, home)
     return 0
 
 
@@ -136,15 +138,78 @@ def _generate_sample_data(landing, learners: int, seed: int) -> None:
     generate_landing(landing.root, learners=learners, seed=seed)
 
 
-def _check(result, what: str) -> None:
+def _check(result, what: str):
     if not result.success:
         sys.exit(f"{what} failed; see the run in the UI")
     print(f"  materialized {what}")
+    return result
 
 
-def _report(settings: Settings, home: Path, drops: list[str], learners: list[str]) -> None:
+def _generated_learners(landing) -> int | None:
+    """How many learners the sample generator made (None for data that landed otherwise)."""
+    key = "_generator_summary.json"
+    if not landing.exists(key):
+        return None
+    return json.loads(landing.read_bytes(key))["arguments"]["learners"]
+
+
+@dataclass
+class Story:
+    """What happened to the data, in numbers that add up, for the console."""
+
+    generated: int | None
+    records: int = 0
+    kept: int = 0
+    quarantined: int = 0
+    model: str = "not run"
+    scored: int = 0
+
+    def cleaned(self, result) -> None:
+        for metadata in _metadata(result, cleaned_telemetry.key):
+            self.records += metadata["records"]
+            self.kept += metadata["dagster/row_count"]
+            self.quarantined += metadata.get("quarantined", 0)
+
+    def predicted(self, result) -> None:
+        (model,) = _metadata(result, dg.AssetKey("engagement_model"))
+        self.model = model["status"] if model["status"] == "trained" else f"not trained ({model['reason']})"
+        (risk,) = _metadata(result, dg.AssetKey("learner_risk"))
+        self.scored = risk["learners"]
+
+    def tell(self, warehouse, drops: int, learners: int) -> None:
+        matched, responses, phases, with_phases = _matching_and_phases(warehouse)
+        generated = f" of the {self.generated} generated" if self.generated else ""
+        print(
+            f"\nThe story: {drops} drop(s), {self.records:,} records read; {self.kept:,} scorable English "
+            f"answers kept, {self.records - self.kept - self.quarantined:,} other events or duplicates set aside, "
+            f"{self.quarantined:,} malformed records quarantined.\n"
+            f"  {learners} learner(s){generated} have English answers (the others practised other languages "
+            f"or answered nothing scorable).\n"
+            f"  {responses:,} distinct answers ({self.kept - responses:,} were in more than one drop); "
+            f"{matched:,} matched to a lesson row; {phases} practice phase(s) for "
+            f"{with_phases} learner(s) in the report (a learner without lesson rows has no phases).\n"
+            f"  Engagement model: {self.model}; {self.scored} learner(s) with an open phase given a risk."
+        )
+
+
+def _metadata(result, key: dg.AssetKey) -> list[dict]:
+    return [
+        {name: value.value for name, value in event.materialization.metadata.items()}
+        for event in result.get_asset_materialization_events()
+        if event.asset_key == key
+    ]
+
+
+def _matching_and_phases(warehouse) -> tuple[int, int, int, int]:
+    merged = read_parquet(warehouse, layout.partition_file_keys(warehouse, "merged_responses"))
+    phases = read_parquet(warehouse, [layout.table_file("phase_level_engagement")]).to_pandas()
+    matched = merged.num_rows - merged.column("SessionId").null_count
+    return matched, merged.num_rows, len(phases), phases["UserId"].nunique()
+
+
+def _report(settings: Settings, home: Path) -> None:
     warehouse = open_store(settings.storage_url)
-    print(f"\nDone: {len(drops)} telemetry drop(s), {len(learners)} learner(s). Results:")
+    print("\nResults:")
     for label, key in OUTPUTS:
         if warehouse.list_files(key):
             print(f"  {label:<22} {warehouse.uri(key)}")

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 from pathlib import Path
 
 import dagster as dg
+import pyarrow.parquet as pq
 
 from engagement_assets.devtools import demo
 
@@ -18,9 +20,16 @@ def test_demo_runs_every_available_stage_on_generated_data(tmp_path, monkeypatch
     for name in ("DAGSTER_HOME", "ENGAGEMENT_STORAGE_URL", "ENGAGEMENT_LANDING_URL", "ENGAGEMENT_ANALYZER"):
         monkeypatch.delenv(name, raising=False)
     assert demo.main(["--learners", "5", "--seed", "3"]) == 0
-    out = capsys.readouterr().out
+    captured = capsys.readouterr()
+    out = captured.out
     assert "Generating sample data" in out and f"DAGSTER_HOME={tmp_path}" in out
+    assert "DEBUG" not in out + captured.err and len(out.splitlines()) < 60  # a story, not a log
     warehouse = tmp_path / "data" / "warehouse"
+    distinct = int(re.search(r"([\d,]+) distinct answers", out)[1].replace(",", ""))
+    assert distinct == sum(
+        pq.read_metadata(path).num_rows for path in (warehouse / "user_responses").glob("*.parquet")
+    )
+    assert "of the 5 generated have English answers" in out and "Engagement model:" in out
     assert list((warehouse / "cleaned_telemetry").glob("*/part-00000.parquet"))
     learners = sorted(path.stem for path in (warehouse / "user_responses").glob("*.parquet"))
     assert learners and learners == sorted(
