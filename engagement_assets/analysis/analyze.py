@@ -26,6 +26,7 @@ from engagement_assets.analysis.schema import ANALYSED, BUDGET, FAILED, METRICS
 from engagement_assets.analysis.signal import SignalFeatures, UnsupportedAudio, signal_features
 from engagement_assets.audio import copier
 from engagement_assets.platform.gemini_client import GeminiClient
+from engagement_assets.platform.progress import Progress
 from engagement_assets.platform.result_cache import ResultCache, cache_key
 
 BLANK = "blank"
@@ -75,10 +76,12 @@ def analyze_responses(
     read_clip: Callable[[str], bytes],
     gemini: GeminiSetup | None = None,
     earlier: pd.DataFrame | None = None,
+    progress: Progress | None = None,
 ) -> tuple[pd.DataFrame, AnalysisReport]:
     """Analysis rows for `responses` (stage 2 columns) given their download `manifest` (stage 4).
     `read_clip(storage_path)` returns a stored clip's bytes; with `gemini` unset the local analyzer runs.
-    A clip purged after its analysis keeps its row from `earlier` (the previous analysis), if it has one."""
+    A clip purged after its analysis keeps its row from `earlier` (the previous analysis), if it has one.
+    `progress` is told how many clips there are to analyse and each one done."""
     started = time.monotonic()
     report = AnalysisReport()
     identity = (
@@ -87,11 +90,14 @@ def analyze_responses(
         else (local.ANALYZER, local.MODEL, local.PROMPT_VERSION)
     )
     rows, clips = _triage(responses, manifest, read_clip, identity, _by_response(earlier))
+    progress = progress or Progress(lambda line: None, "analysis")
+    progress.expect(len(clips))
     if gemini:
-        _analyze_with_gemini(clips, gemini, report)
+        _analyze_with_gemini(clips, gemini, report, progress)
     else:
         for clip in clips:
             clip.row.update(local.local_metrics(clip.features, clip.accuracy), status=ANALYSED)
+            progress.advance()
     frame = analysis_frame(rows)
     report.by_status.update(frame["status"].value_counts().to_dict())
     report.seconds = time.monotonic() - started
@@ -152,15 +158,19 @@ def _triage(responses, manifest, read_clip, identity, earlier) -> tuple[list[dic
     return rows, clips
 
 
-def _analyze_with_gemini(clips: list[_Clip], gemini: GeminiSetup, report: AnalysisReport) -> None:
+def _analyze_with_gemini(
+    clips: list[_Clip], gemini: GeminiSetup, report: AnalysisReport, progress: Progress
+) -> None:
     model = gemini.analyzer.model
     by_key: dict[str, list[_Clip]] = {}
     for clip in clips:
         by_key.setdefault(cache_key(clip.sha256, clip.expected_text, model, PROMPT_VERSION), []).append(clip)
     cached = gemini.cache.lookup(set(by_key))
     for key, hit in cached.items():
-        _update(by_key.pop(key), {name: hit[name] for name in METRICS}, status=ANALYSED)
+        done = by_key.pop(key)
+        _update(done, {name: hit[name] for name in METRICS}, status=ANALYSED)
         report.cached += 1
+        progress.advance(len(done))
     # Identical clips with the same sentence share one call; the cap is checked before anything is sent.
     pending = list(by_key)
     costs = [_estimate(model, by_key[key][0], gemini.analyzer.price_factor) for key in pending]
@@ -181,6 +191,7 @@ def _analyze_with_gemini(clips: list[_Clip], gemini: GeminiSetup, report: Analys
         report.output_tokens += outcome.output_tokens
         if outcome.metrics:
             gemini.cache.add_outcome(outcome, model, PROMPT_VERSION)
+        progress.advance(len(by_key[outcome.key]))
 
     gemini.analyzer.on_outcome = record
     requests = [

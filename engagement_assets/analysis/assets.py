@@ -23,6 +23,7 @@ from engagement_assets.platform.metadata import (
 )
 from engagement_assets.platform.partitions import learners_of, network_batches, users
 from engagement_assets.platform.pools import GEMINI_POOL
+from engagement_assets.platform.progress import Progress
 from engagement_assets.platform.resources import GeminiResource, PipelineResource, StoreResource
 from engagement_assets.storage import layout
 from engagement_assets.storage.parquet import read_parquet
@@ -75,6 +76,7 @@ def audio_analysis(
             user_responses,
             _gemini_setup(config, pipeline, gemini, warehouse.store()),
             warehouse.store(),
+            Progress(context.log.info, "analysis", unit="clips"),
         )
     combined = pd.concat(frames.values(), ignore_index=True)
     add_partition_metadata(context, {learner: _by_status(frame) for learner, frame in frames.items()})
@@ -126,13 +128,13 @@ def _gemini_setup(config: AnalysisConfig, pipeline: PipelineResource, gemini: Ge
     return GeminiSetup(analyzer, clip_cache(store), gemini.max_usd_per_run)
 
 
-def _analysed(learners, user_responses, setup: GeminiSetup | None, store: Store):
+def _analysed(learners, user_responses, setup: GeminiSetup | None, store: Store, progress: Progress):
     responses = pd.concat([user_responses[learner] for learner in learners], ignore_index=True)
     manifests = [required_manifest(store, learner) for learner in learners]
     manifest = pd.concat(manifests, ignore_index=True)
     try:
         combined, report = analyze_responses(
-            responses, manifest, read_url, setup, _earlier_of_purged(store, learners, manifests)
+            responses, manifest, read_url, setup, _earlier_of_purged(store, learners, manifests), progress
         )
     except BatchStillRunning as err:
         raise dg.Failure(description=redact(str(err))) from None

@@ -29,6 +29,7 @@ from engagement_assets.platform.metadata import (
 )
 from engagement_assets.platform.partitions import learners_of, network_batches, users
 from engagement_assets.platform.pools import AUDIO_DOWNLOAD_POOL
+from engagement_assets.platform.progress import Progress
 from engagement_assets.platform.resources import PipelineResource, StoreResource
 from engagement_assets.retention.retention import purged_links
 from engagement_assets.settings import PURGE_AUDIO
@@ -111,7 +112,10 @@ def response_audio(
         for row in user_responses[learner].itertuples()
     ]
     started = time.monotonic()
-    rows = copier.copy_all(clips, _known(destination, learners, pipeline.audio_retention == PURGE_AUDIO))
+    progress = Progress(context.log.info, "copying recordings", total=len(clips), unit="clips")
+    rows = copier.copy_all(
+        clips, _known(destination, learners, pipeline.audio_retention == PURGE_AUDIO), progress.advance
+    )
     seconds = time.monotonic() - started
     manifest = pd.DataFrame(rows, columns=list(MANIFEST_COLUMNS))
     manifest["bytes"] = manifest["bytes"].astype("Int64")

@@ -113,8 +113,13 @@ class AudioCopier:
         self.source, self.destination, self.policy = source, destination, policy
         self._sleep, self._rng = sleep, rng or random.Random()
 
-    def copy_all(self, clips: Iterable[Clip], known: Mapping[str, Known] | None = None) -> list[dict]:
-        """Manifest rows, one per clip, in the order given."""
+    def copy_all(
+        self,
+        clips: Iterable[Clip],
+        known: Mapping[str, Known] | None = None,
+        progress: Callable[[], None] | None = None,
+    ) -> list[dict]:
+        """Manifest rows, one per clip, in the order given; `progress` is called as each clip is done."""
         clips = list(clips)
         stored_sizes = self._stored_sizes({clip.prefix for clip in clips})
         known = known or {}
@@ -123,6 +128,9 @@ class AudioCopier:
             ThreadPoolExecutor(max_workers=max(1, self.policy.workers), thread_name_prefix="audio") as pool,
         ):
             work = [pool.submit(self._copy, clip, stored_sizes, known, Path(scratch)) for clip in clips]
+            if progress:
+                for future in work:
+                    future.add_done_callback(lambda _: progress())
             return [future.result() for future in work]
 
     def _stored_sizes(self, prefixes: set[str]) -> dict[str, int]:

@@ -19,6 +19,7 @@ from engagement_assets.ingestion.events import RESPONSE_SCHEMA
 from engagement_assets.ingestion.records import NotJsonError
 from engagement_assets.platform.metadata import counts_table, table_metadata
 from engagement_assets.platform.partitions import telemetry_drops
+from engagement_assets.platform.progress import Progress
 from engagement_assets.platform.resources import StoreResource
 from engagement_assets.storage import layout
 from engagement_assets.storage.parquet import ParquetParts
@@ -87,6 +88,7 @@ def cleaned_telemetry(
                 config.chunk_size,
                 workers,
                 max_quarantine_bytes=int(config.max_quarantine_megabytes * 1024 * 1024),
+                progress=_progress(context, drop, size),
             )
         quarantine_uri = _publish_quarantine(
             warehouse.store(), drop, quarantine_file, bool(report.quarantined)
@@ -129,6 +131,11 @@ def landed_drops(store) -> list[str]:
     """The telemetry_drops keys of the files landed directly under `telemetry/`."""
     keys = (layout.drop_of_telemetry_key(stored.key) for stored in store.list_files(layout.TELEMETRY_PREFIX))
     return [key for key in keys if key is not None]
+
+
+def _progress(context: dg.AssetExecutionContext, drop: str, size: int | None):
+    progress = Progress(context.log.info, f"cleaning {drop}", unit="records")
+    return lambda records, position: progress.reached(records, (position, size) if size else None)
 
 
 def _size_of(store, key: str) -> int:

@@ -14,7 +14,7 @@ import bisect
 import multiprocessing
 import os
 from collections import Counter, deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -73,11 +73,13 @@ def clean_drop(
     workers: int = 1,
     segment_bytes: int = SEGMENT_BYTES,
     max_quarantine_bytes: int = DEFAULT_QUARANTINE_BYTES,
+    progress: Callable[[int, int], None] | None = None,
 ) -> tuple[ParquetParts, CleaningReport, Path]:
     """Clean one drop into Parquet parts under `workdir`; returns the parts, the report and the quarantine
     file. With `workers` > 1, segments of the export are parsed in that many processes (results are used
     in file order, so the output is the same). The quarantine file holds at most `max_quarantine_bytes`;
-    past that, malformed records are still counted by reason, and counted as not stored."""
+    past that, malformed records are still counted by reason, and counted as not stored. `progress` is
+    told the records read and the position in `stream` after each batch of them."""
     if chunk_size < 1:
         raise ValueError(f"chunk_size must be at least 1, got {chunk_size}")
     parts = ParquetParts(workdir)
@@ -93,6 +95,8 @@ def clean_drop(
     ):
         for result in _results(iter_segments(stream, name, segment_bytes), workers):
             chunks.absorb(result)
+            if progress:
+                progress(report.records, _position(stream))
         chunks.finish()
         _dedupe_across_parts(con, parts, report)
         report.kept, report.learners = con.execute(
@@ -101,6 +105,14 @@ def clean_drop(
     report.chunks = len(parts.files)
     parts.rows = report.kept
     return parts, report, quarantine_path
+
+
+def _position(stream: BinaryIO) -> int:
+    """How far into `stream` the reader is (0 when the stream cannot say)."""
+    try:
+        return stream.tell()
+    except (AttributeError, OSError, ValueError):
+        return 0
 
 
 def default_workers(size_bytes: int) -> int:
