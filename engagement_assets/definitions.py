@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dagster as dg
 
+from engagement_assets.cohorts.definitions import build_cohort_definitions
 from engagement_assets.conversations.definitions import build_conversation_definitions
 from engagement_assets.conversations.settings import ConversationSettings
 from engagement_assets.deploy.executors import executor_for
@@ -28,6 +29,7 @@ def build_definitions(
         dg.Definitions(resources=build_resources(settings), executor=executor_for(settings.executor)),
         build_engagement_definitions(settings),
         build_prediction_definitions(prediction or PredictionSettings()),
+        build_cohort_definitions(),
         build_conversation_definitions(conversations or ConversationSettings(), settings),
     )
 
