@@ -18,6 +18,16 @@ from engagement_assets.settings import Settings
 from engagement_assets.storage.parquet import read_parquet
 from engagement_assets.storage.store import Store
 
+# The per-learner stages, in order: what the tests expect a drop's refresh to carry.
+PER_LEARNER_STAGES = (
+    "user_responses",
+    "merged_responses",
+    "response_audio",
+    "audio_analysis",
+    "recording_retention",
+    "phase_features",
+)
+
 
 def resources_for(storage_url: str, landing_url: str, **settings) -> dict:
     return build_resources(Settings(storage_url=storage_url, landing_url=landing_url, **settings))

@@ -20,7 +20,7 @@ ENGAGEMENT_STAGES = {
     "automation",
 }
 # The prediction group reads the engagement outputs as assets, not the stages' code.
-GROUPS = {*ENGAGEMENT_STAGES, "conversations", "prediction", "engagement_pipeline"}
+GROUPS = {*ENGAGEMENT_STAGES, "conversations", "prediction", "cohorts", "engagement_pipeline"}
 # Thin Dagster wiring: what turns the pure modules into assets, resources, sensors and the code location.
 WIRING = {
     "definitions.py",
@@ -30,6 +30,7 @@ WIRING = {
     "automation/partition_order.py",
     "conversations/definitions.py",
     "prediction/definitions.py",
+    "cohorts/definitions.py",
     "conversations/resources.py",
     "deploy/celery_app.py",
     "deploy/executors.py",
@@ -90,5 +91,10 @@ def test_layers_point_one_way(path):
     if part == "prediction":
         others = used & (ENGAGEMENT_STAGES | {"conversations"})
         assert not others, f"{relative(path)} imports {others}"
+    if part == "cohorts":  # built on the engagement stages' outputs: it may read their schemas
+        others = used & {"conversations", "prediction"}
+        assert not others, f"{relative(path)} imports {others}"
     if part in ENGAGEMENT_STAGES:
-        assert not used & {"conversations", "prediction"}, f"{relative(path)} imports another group"
+        assert not used & {"conversations", "prediction", "cohorts"}, (
+            f"{relative(path)} imports another group"
+        )

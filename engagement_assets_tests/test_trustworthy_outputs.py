@@ -22,20 +22,20 @@ import pyarrow.parquet as pq
 import pytest
 
 from engagement_assets import learner_id, learner_key
-from engagement_assets.analysis.assets import audio_analysis
-from engagement_assets.audio.assets import response_audio
 from engagement_assets.engagement_pipeline import ASSETS
-from engagement_assets.features.assets import phase_features, phase_level_engagement
-from engagement_assets.matching.assets import merged_responses
+from engagement_assets.features.assets import phase_level_engagement
 from engagement_assets.matching.sessions import sessions_key
 from engagement_assets.platform.metadata import declared_schema
 from engagement_assets.platform.partitions import register_partitions, users
-from engagement_assets.responses.assets import user_responses
 from engagement_assets.responses.extract import learner_keys
-from engagement_assets.retention.assets import recording_retention
 from engagement_assets.storage import layout
 from engagement_assets.storage.store import open_store
-from engagement_assets_tests.pipeline import materialize_drops, materialize_learners_batched, resources_for
+from engagement_assets_tests.pipeline import (
+    PER_LEARNER_STAGES,
+    materialize_drops,
+    materialize_learners_batched,
+    resources_for,
+)
 
 NUMERIC = "4829163057"  # audio and a lesson file
 NO_AUDIO = "4829163058"  # recordings never captured (target "")
@@ -44,14 +44,7 @@ BUDDY = "1234567/7654321"  # a buddy login: their own learner
 TOKEN_VIRTUAL_ID = "4829163060"  # only inside the API token in cdata virtualId
 HOSTILE = "../../etc/x\tid"  # an id that is no safe file name, in context.uid
 SILENT = "9999999999"  # registered by hand, no responses at all
-PER_LEARNER = (
-    user_responses,
-    merged_responses,
-    response_audio,
-    audio_analysis,
-    recording_retention,
-    phase_features,
-)
+PER_LEARNER = [asset for name in PER_LEARNER_STAGES for asset in ASSETS if asset.key.to_user_string() == name]
 START_MS = 1_749_720_000_000
 
 

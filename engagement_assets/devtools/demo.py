@@ -16,20 +16,18 @@ from pathlib import Path
 
 import dagster as dg
 
-from engagement_assets.analysis.assets import audio_analysis
 from engagement_assets.audio.assets import response_audio
+from engagement_assets.automation.sensors import DROP_REFRESH
 from engagement_assets.devtools.conversation_demo import run_conversation_demo
 from engagement_assets.devtools.runs import QUIET, materialize_partition, materialize_partition_range
 from engagement_assets.devtools.sample_data import generate_landing
 from engagement_assets.engagement_pipeline import ASSETS
-from engagement_assets.features.assets import phase_features, phase_level_engagement
+from engagement_assets.features.assets import phase_level_engagement
 from engagement_assets.ingestion.assets import cleaned_telemetry, landed_drops
-from engagement_assets.matching.assets import merged_responses
 from engagement_assets.platform.partitions import register_partitions, telemetry_drops, users
 from engagement_assets.platform.resources import build_resources
 from engagement_assets.prediction.assets import PREDICTION_ASSETS, prediction_resource
 from engagement_assets.prediction.settings import PredictionSettings
-from engagement_assets.responses.assets import user_responses
 from engagement_assets.responses.extract import learner_keys
 from engagement_assets.retention.assets import recording_retention
 from engagement_assets.settings import Settings
@@ -107,17 +105,11 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _per_learner_stages(settings: Settings) -> list:
-    """Every per-learner stage; with imported analysis no recording is downloaded (or retained)."""
+    """Every per-learner stage, as a drop's refresh carries them; with imported analysis no recording is
+    downloaded (or retained)."""
     if settings.resolved_analyzer == "import":
-        return [user_responses, merged_responses, audio_analysis, phase_features]
-    return [
-        user_responses,
-        merged_responses,
-        response_audio,
-        audio_analysis,
-        recording_retention,
-        phase_features,
-    ]
+        return [stage for stage in DROP_REFRESH if stage not in (response_audio, recording_retention)]
+    return list(DROP_REFRESH)
 
 
 def _dagster_home() -> Path:

@@ -30,7 +30,12 @@ from engagement_assets.settings import Settings
 from engagement_assets.storage import layout
 from engagement_assets.storage.store import LocalStore, StoredFile
 from engagement_assets_tests.ingestion.test_golden_ingestion import DROPS
-from engagement_assets_tests.pipeline import materialize_drops, materialize_learner, resources_for
+from engagement_assets_tests.pipeline import (
+    PER_LEARNER_STAGES,
+    materialize_drops,
+    materialize_learner,
+    resources_for,
+)
 
 # The sensors as the code location builds them from the default settings.
 SENSORS = {sensor.name: sensor for sensor in build_sensors(Settings())}
@@ -43,16 +48,6 @@ telemetry_drop_sensor, learners_sensor, sessions_sensor, engagement_table_sensor
 def tick(sensor, instance, cursor=None, **resources):
     context = dg.build_sensor_context(instance=instance, cursor=cursor, resources=resources, definitions=defs)
     return sensor(context)
-
-
-PER_LEARNER = (
-    "user_responses",
-    "merged_responses",
-    "response_audio",
-    "audio_analysis",
-    "recording_retention",
-    "phase_features",
-)
 
 
 def covered(instance, request: dg.RunRequest, registered_with: tuple[str, ...] = ()) -> list[str]:
@@ -155,7 +150,7 @@ def test_learners_sensor_registers_learners_of_cleaned_drops_and_refreshes_known
     assert new and new == sorted(new)
     (ranged,) = first.run_requests
     # The run names its assets, so later ticks can tell which learners it is refreshing.
-    assert {key.to_user_string() for key in ranged.asset_selection} == set(PER_LEARNER)
+    assert {key.to_user_string() for key in ranged.asset_selection} == set(PER_LEARNER_STAGES)
     assert (
         ranged.tags["dagster/asset_partition_range_start"],
         ranged.tags["dagster/asset_partition_range_end"],
@@ -252,7 +247,7 @@ def test_refresh_sensors_carry_learners_through_the_stages_built_on_what_changed
         job = defs.resolve_job_def(defs.resolve_sensor_def(name).job_name)
         return {key.to_user_string() for key in job.asset_layer.selected_asset_keys}
 
-    per_learner = set(PER_LEARNER)
+    per_learner = set(PER_LEARNER_STAGES)
     assert targets("learners_sensor") == per_learner
     assert targets("sessions_sensor") == {"merged_responses", "phase_features"}
     graph = defs.resolve_asset_graph()

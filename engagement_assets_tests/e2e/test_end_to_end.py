@@ -29,18 +29,10 @@ from engagement_assets.storage.store import Store, open_store
 from engagement_assets_tests.conftest import upload_folder
 from engagement_assets_tests.e2e.server import DagsterServer, Snapshot, start_side_by_side
 from engagement_assets_tests.ingestion.test_golden_ingestion import DROPS, expected_learners
-from engagement_assets_tests.pipeline import assert_values_equal, stored_frame
+from engagement_assets_tests.pipeline import PER_LEARNER_STAGES, assert_values_equal, stored_frame
 
 pytestmark = pytest.mark.e2e
 
-PER_LEARNER = (
-    "user_responses",
-    "merged_responses",
-    "response_audio",
-    "audio_analysis",
-    "recording_retention",
-    "phase_features",
-)
 # Each per-learner asset and the per-learner assets it reads: after automation settles, a learner's
 # asset must be at least as recent as each of these.
 READS = {
@@ -62,7 +54,7 @@ SETTLE_TIMEOUT = 360  # seconds; the pipeline takes about two minutes on 2 cores
 def expected_materializations(learners: list[str]) -> dict[str, set[str | None]]:
     return {
         "cleaned_telemetry": set(DROPS),
-        **{asset: set(learners) for asset in PER_LEARNER},
+        **{asset: set(learners) for asset in PER_LEARNER_STAGES},
         "phase_level_engagement": {None},
         **{asset: {None} for asset in PREDICTION},
     }
