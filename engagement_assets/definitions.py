@@ -11,6 +11,7 @@ import dagster as dg
 from engagement_assets.cohorts.definitions import build_cohort_definitions
 from engagement_assets.conversations.definitions import build_conversation_definitions
 from engagement_assets.conversations.settings import ConversationSettings
+from engagement_assets.dashboard.definitions import build_dashboard_definitions
 from engagement_assets.deploy.executors import executor_for
 from engagement_assets.engagement_pipeline import build_engagement_definitions
 from engagement_assets.platform.resources import build_resources
@@ -30,6 +31,7 @@ def build_definitions(
         build_engagement_definitions(settings),
         build_prediction_definitions(prediction or PredictionSettings()),
         build_cohort_definitions(),
+        build_dashboard_definitions(),
         build_conversation_definitions(conversations or ConversationSettings(), settings),
     )
 

@@ -10,6 +10,7 @@ Platform storage (`ENGAGEMENT_STORAGE_URL`):
     quarantine/cleaned_telemetry/<drop>.jsonl       a drop's malformed records
     exports/..., reports/...                        the all-learner CSV and the HTML report
     reports/engagement_model_card.md                the engagement model's card (the model is a table)
+    reports/engagement_dashboard.html               the analyst's dashboard (self-contained, offline)
     analysis_cache/, analysis_batches/, categories_cache/   paid-for model answers, pending batch jobs
 
 `<partition>` is the partition key's storage segment (`keys.storage_segment`). Every glob here matches
@@ -32,6 +33,7 @@ QUARANTINE_PREFIX = "quarantine/cleaned_telemetry/"
 EXPORT_KEY = "exports/phase_level_engagement_full.csv"
 REPORT_KEY = "reports/phase_level_engagement.html"
 MODEL_CARD_KEY = "reports/engagement_model_card.md"
+DASHBOARD_KEY = "reports/engagement_dashboard.html"
 # Private state of stages, never read as assets: paid-for model answers and batch jobs not yet collected.
 ANALYSIS_CACHE_PREFIX = "analysis_cache/"
 ANALYSIS_BATCHES_PREFIX = "analysis_batches/"
