@@ -42,8 +42,16 @@ READS = {
     "recording_retention": ("audio_analysis",),
     "phase_features": ("merged_responses", "audio_analysis"),
 }
-# The prediction group, which follows the all-learner table by declarative automation.
-PREDICTION = ("engagement_training_set", "engagement_model", "learner_risk", "engagement_alerts")
+# The groups that follow the all-learner table by declarative automation.
+AUTOMATED = (
+    "engagement_training_set",
+    "engagement_model",
+    "learner_risk",
+    "engagement_alerts",
+    "learner_profiles",
+    "cohort_comparison",
+    "engagement_dashboard",
+)
 # The assets with a golden CSV (golden/expected/).
 GOLDEN_ASSETS = ("user_responses", "merged_responses", "phase_features")
 RESPONSE_KEYS = ["event_mid", "event_ets"]
@@ -56,7 +64,7 @@ def expected_materializations(learners: list[str]) -> dict[str, set[str | None]]
         "cleaned_telemetry": set(DROPS),
         **{asset: set(learners) for asset in PER_LEARNER_STAGES},
         "phase_level_engagement": {None},
-        **{asset: {None} for asset in PREDICTION},
+        **{asset: {None} for asset in AUTOMATED},
     }
 
 
@@ -142,7 +150,7 @@ def assert_launched_automatically_and_fresh(settled: Snapshot, learners: list[st
     origins = {
         "cleaned_telemetry": {"telemetry_drop_sensor"},
         "phase_level_engagement": {"engagement_table_sensor"},
-        **{asset: {"downstream_automation"} for asset in PREDICTION},
+        **{asset: {"downstream_automation"} for asset in AUTOMATED},
         "merged_responses": {"learners_sensor", "sessions_sensor"},
         "phase_features": {"learners_sensor", "sessions_sensor"},
     }
@@ -161,7 +169,7 @@ def assert_launched_automatically_and_fresh(settled: Snapshot, learners: list[st
                     f"{asset}[{learner}] is older than {parent}[{learner}]\n{settled.describe()}"
                 )
     assert latest["phase_level_engagement", None] >= max(latest["phase_features", u] for u in learners)
-    assert all(latest[asset, None] >= latest["phase_level_engagement", None] for asset in PREDICTION)
+    assert all(latest[asset, None] >= latest["phase_level_engagement", None] for asset in AUTOMATED)
 
 
 class Deployment:
