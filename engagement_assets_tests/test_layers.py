@@ -31,6 +31,7 @@ WIRING = {
     "conversations/definitions.py",
     "prediction/definitions.py",
     "cohorts/definitions.py",
+    "cohorts/jobs.py",
     "dashboard/definitions.py",
     "conversations/resources.py",
     "deploy/celery_app.py",

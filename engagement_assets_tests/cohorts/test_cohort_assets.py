@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import dagster as dg
 import pandas as pd
+import pytest
 
 from engagement_assets.analysis.assets import audio_analysis
 from engagement_assets.audio.assets import response_audio
 from engagement_assets.cohorts.assets import COHORT_ASSETS
+from engagement_assets.cohorts.jobs import cohort_backfill
 from engagement_assets.engagement_pipeline import ASSETS
 from engagement_assets.features.assets import phase_features, phase_level_engagement
 from engagement_assets.matching.assets import merged_responses
@@ -67,3 +69,65 @@ def test_profiles_describe_each_learner_and_the_comparison_counts_them(instance,
     with_phases = profiles[profiles.index.isin(table["UserId"])]
     assert sizes.to_dict() == with_phases["latest_milestone_level"].value_counts().to_dict()
     assert pd.api.types.is_float_dtype(comparison["difference"])
+
+
+def test_the_cohort_backfill_job_requests_one_backfill_of_exactly_the_cohort(instance, golden, tmp_path):
+    resources = resources_for(
+        str(tmp_path / "w"),
+        str(golden / "landing"),
+        audio_source_url=str(golden / "landing" / "audio" / "all-prod-storage"),
+    )
+    materialize_drops(instance, resources, DROPS)
+    learners = expected_learners(golden)
+    assert materialize_learners_batched(
+        instance, resources, learners, (user_responses, merged_responses)
+    ).success
+    defs = dg.Definitions(
+        assets=[*ASSETS, engagement_training_set, *COHORT_ASSETS], jobs=[cohort_backfill], resources=resources
+    )
+    profiles = dg.materialize(
+        [*ASSETS, engagement_training_set, *COHORT_ASSETS],
+        selection=[COHORT_ASSETS[0]],
+        instance=instance,
+        resources=resources,
+    )
+    assert profiles.success
+    table = stored_frame(open_store(tmp_path / "w"), "learner_profiles.parquet")
+    level = table["latest_milestone_level"].dropna().iloc[0]
+    expected = sorted(table.loc[table["latest_milestone_level"] == level, "UserId"])
+    config = {"latest_milestone_level": level, "assets": ["merged_responses", "phase_features"]}
+    run = defs.resolve_job_def("cohort_backfill").execute_in_process(
+        instance=instance, run_config={"ops": {"request_cohort_backfill": {"config": config}}}
+    )
+    assert run.success
+    (backfill,) = instance.get_backfills()
+    assert backfill.tags["engagement/cohort"] == f"latest_milestone_level={level}"
+    targeted = backfill.asset_backfill_data.target_subset
+    requested = {
+        (entry.asset_key.to_user_string(), entry.partition_key)
+        for entry in targeted.iterate_asset_partitions()
+    }
+    assert requested == {(asset, learner) for asset in config["assets"] for learner in expected}
+
+
+def test_a_cohort_that_matches_nobody_fails_clearly(instance, golden, tmp_path):
+    resources = resources_for(str(tmp_path / "w"), str(golden / "landing"))
+    materialize_drops(instance, resources, DROPS)
+    assert materialize_learners_batched(
+        instance, resources, expected_learners(golden), (user_responses, merged_responses)
+    ).success
+    assert dg.materialize(
+        [*ASSETS, engagement_training_set, *COHORT_ASSETS],
+        selection=[COHORT_ASSETS[0]],
+        instance=instance,
+        resources=resources,
+    ).success
+    defs = dg.Definitions(
+        assets=[*ASSETS, engagement_training_set, *COHORT_ASSETS], jobs=[cohort_backfill], resources=resources
+    )
+    with pytest.raises(dg.Failure, match="no registered learner matches"):
+        defs.resolve_job_def("cohort_backfill").execute_in_process(
+            instance=instance,
+            run_config={"ops": {"request_cohort_backfill": {"config": {"start_week": "1999-W01"}}}},
+        )
+    assert instance.get_backfills() == []

@@ -1,0 +1,86 @@
+"""Cohort backfill in one action: a job whose typed launchpad config is a cohort filter; its run selects
+the learners from their profiles and requests one backfill of exactly them for the chosen per-learner
+assets, which the Backfills page shows with the cohort in its tags."""
+
+import time
+
+import dagster as dg
+from dagster._core.definitions.assets.graph.asset_graph import AssetGraph
+from dagster._core.execution.backfill import PartitionBackfill
+from dagster._core.utils import make_new_backfill_id
+from pydantic import Field
+
+from engagement_assets.automation.sensors import DROP_REFRESH
+from engagement_assets.cohorts.profiles import PROFILE_SCHEMA
+from engagement_assets.cohorts.selection import CohortFilter, selected_learners
+from engagement_assets.engagement_pipeline import ASSETS
+from engagement_assets.platform.partitions import users
+from engagement_assets.platform.resources import StoreResource
+from engagement_assets.storage import layout
+from engagement_assets.storage.parquet import read_parquet
+
+COHORT_TAG = "engagement/cohort"
+# Dagster keeps tag values short; the title carries the same text.
+TAG_LENGTH = 200
+PER_LEARNER_ASSETS = [asset.key.to_user_string() for asset in DROP_REFRESH]
+ENGAGEMENT_GRAPH = AssetGraph.from_assets(
+    [asset for asset in ASSETS if isinstance(asset, dg.AssetsDefinition)]
+)
+
+
+class CohortBackfillConfig(dg.Config):
+    milestone_level_reached: str | None = Field(default=None, description="e.g. m2: learners who reached it")
+    latest_milestone_level: str | None = Field(default=None, description="learners whose latest level it is")
+    start_week: str | None = Field(default=None, description="ISO week of the first answer, e.g. 2025-W23")
+    id_source: str | None = Field(
+        default=None, description="virtualId, buddy, jwt, User or uid (the build family)"
+    )
+    first_seen_from: str | None = Field(
+        default=None, description="first answer on or after this date (YYYY-MM-DD)"
+    )
+    first_seen_until: str | None = Field(default=None, description="first answer on or before this date")
+    learner_ids: str | None = Field(default=None, description="learner ids, pasted: commas, spaces or lines")
+    assets: list[str] = Field(
+        default=PER_LEARNER_ASSETS, description="the per-learner assets to backfill (default: every stage)"
+    )
+
+    def cohort(self) -> CohortFilter:
+        return CohortFilter(**{name: getattr(self, name) for name in CohortFilter.__dataclass_fields__})
+
+
+@dg.op
+def request_cohort_backfill(
+    context: dg.OpExecutionContext, config: CohortBackfillConfig, warehouse: StoreResource
+) -> None:
+    """Selects the cohort's learners from `learner_profiles` and requests one backfill of them."""
+    unknown = sorted(set(config.assets) - set(PER_LEARNER_ASSETS))
+    if unknown:
+        raise dg.Failure(description=f"not per-learner assets: {unknown}; choose from {PER_LEARNER_ASSETS}")
+    store = warehouse.store()
+    profiles = read_parquet(store, [layout.table_file("learner_profiles")], schema=PROFILE_SCHEMA).to_pandas()
+    cohort = config.cohort()
+    registered = set(context.instance.get_dynamic_partitions(users.name))
+    learners = [key for key in selected_learners(profiles, cohort) if key in registered]
+    if not learners:
+        raise dg.Failure(description=f"no registered learner matches the cohort ({cohort.describe()})")
+    backfill = PartitionBackfill.from_asset_partitions(
+        backfill_id=make_new_backfill_id(),
+        # Only the assets' partitions are read from it; the daemon runs the backfill on the deployment's graph.
+        asset_graph=ENGAGEMENT_GRAPH,
+        partition_names=learners,
+        asset_selection=[dg.AssetKey.from_user_string(name) for name in config.assets],
+        backfill_timestamp=time.time(),
+        tags={COHORT_TAG: cohort.describe()[:TAG_LENGTH], "engagement/cohort_learners": str(len(learners))},
+        dynamic_partitions_store=context.instance,
+        all_partitions=False,
+        title=f"cohort: {cohort.describe()}"[:TAG_LENGTH],
+        description=f"{len(learners)} learner(s) selected from learner_profiles by {cohort.describe()}",
+        run_config=None,
+    )
+    context.instance.add_backfill(backfill)
+    context.log.info(f"backfill {backfill.backfill_id}: {len(learners)} learner(s), {cohort.describe()}")
+
+
+@dg.job(description=__doc__.split("\n\n")[0].replace("\n", " "))
+def cohort_backfill():
+    request_cohort_backfill()
