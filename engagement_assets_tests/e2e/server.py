@@ -253,6 +253,29 @@ mutation Launch($params: LaunchBackfillParams!) {
 }
 """
 
+_LAUNCH_RUN = """
+mutation Launch($params: ExecutionParams!) {
+  launchRun(executionParams: $params) {
+    __typename
+    ... on LaunchRunSuccess { run { runId } }
+    ... on PythonError { message stack }
+    ... on RunConfigValidationInvalid { errors { message } }
+    ... on InvalidSubsetError { message }
+    ... on PipelineNotFoundError { message }
+  }
+}
+"""
+
+_BACKFILLS_WITH_TAGS = """
+query Backfills {
+  partitionBackfillsOrError(limit: 100) {
+    __typename
+    ... on PartitionBackfills { results { id status title tags { key value } } }
+    ... on PythonError { message }
+  }
+}
+"""
+
 _BACKFILL_QUERY = """
 query Backfill($id: String!) {
   partitionBackfillOrError(backfillId: $id) {
@@ -481,6 +504,35 @@ class DagsterServer:
         if result["__typename"] != "LaunchBackfillSuccess":
             raise self.fail(f"launchPartitionBackfill failed: {result}")
         return result["backfillId"]
+
+    def launch_job(self, job: str, run_config: Mapping[str, Any]) -> str:
+        params = {
+            "selector": {"repositoryLocationName": LOCATION, "repositoryName": REPOSITORY, "jobName": job},
+            "runConfigData": dict(run_config),
+        }
+        result = self.graphql(_LAUNCH_RUN, {"params": params})["launchRun"]
+        if result["__typename"] != "LaunchRunSuccess":
+            raise self.fail(f"launchRun failed: {result}")
+        return result["run"]["runId"]
+
+    def backfills_tagged(self, key: str) -> list[dict]:
+        data = self.graphql(_BACKFILLS_WITH_TAGS)["partitionBackfillsOrError"]
+        if data["__typename"] != "PartitionBackfills":
+            raise self.fail(f"partitionBackfillsOrError: {data}")
+        return [b for b in data["results"] if any(tag["key"] == key for tag in b["tags"])]
+
+    def wait_for_run(self, run_id: str, timeout: float = 120.0) -> dict:
+        found: dict[str, dict] = {}
+
+        def check() -> tuple[bool, str]:
+            (run,) = [run for run in self.snapshot().runs if run["runId"] == run_id] or [{"status": "?"}]
+            found["run"] = run
+            if run["status"] in BAD_RUNS:
+                raise self.fail(f"run {run_id} {run['status']}: {self.run_errors(run_id)}")
+            return run["status"] == "SUCCESS", str(run)
+
+        self.poll(f"run {run_id} to succeed", check, timeout)
+        return found["run"]
 
     def backfill(self, backfill_id: str) -> dict:
         data = self.graphql(_BACKFILL_QUERY, {"id": backfill_id})["partitionBackfillOrError"]
