@@ -21,6 +21,7 @@ SECRET_VARIABLES = (
     "ENGAGEMENT_CELERY_BACKEND",
     # A Slack incoming-webhook URL is its own credential.
     "ENGAGEMENT_ALERT_WEBHOOK_URL",
+    "ENGAGEMENT_API_TOKEN",
 )
 REDACTED = "[redacted]"
 # Shorter values would redact ordinary words and are no secret worth the name.

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from engagement_assets.api.settings import ApiSettings
 from engagement_assets.conversations.settings import ConversationSettings
 from engagement_assets.definitions import defs
 from engagement_assets.platform.metadata import declared_schema
@@ -33,6 +34,7 @@ GENERATED = {
     "settings": lambda: settings_table(Settings),
     "conversation settings": lambda: settings_table(ConversationSettings),
     "prediction settings": lambda: settings_table(PredictionSettings),
+    "api settings": lambda: settings_table(ApiSettings),
 }
 PLACES = [
     ("docs/storage.md", "columns"),
@@ -42,6 +44,8 @@ PLACES = [
     ("docs/configuration.md", "conversation settings"),
     ("README.md", "prediction settings"),
     ("docs/configuration.md", "prediction settings"),
+    ("docs/configuration.md", "api settings"),
+    ("docs/api.md", "api settings"),
 ]
 
 
