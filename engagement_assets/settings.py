@@ -46,6 +46,12 @@ def positive_float(value: str) -> float:
     return number
 
 
+def flag(value: str) -> bool:
+    if value.lower() not in ("true", "false", "1", "0", "yes", "no"):
+        raise ValueError("must be true or false")
+    return value.lower() in ("true", "1", "yes")
+
+
 def is_set(value: str) -> bool:
     """For secrets: only whether the variable is there. The secret itself reaches its resource as a Dagster
     `EnvVar`, so it is never shown in the UI, logs or metadata."""

@@ -98,7 +98,10 @@ def nocodb_sync(
     UpdatedAt, merged batch by batch into per-day raw files (the latest version of each row wins). Progress
     is saved after each batch, so a sync that dies resumes where it stopped."""
     synced = sync(
-        nocodb.pages(nocodb.client()), conversation_storage.store(), conversation_options.batch_size
+        nocodb.pages(nocodb.client()),
+        conversation_storage.store(),
+        conversation_options.batch_size,
+        anonymiser=conversation_options.anonymiser(),
     )
     changed = sorted(day.isoformat() for day in synced.days)
     return dg.MaterializeResult(
@@ -108,6 +111,9 @@ def nocodb_sync(
             "batches": synced.batches,
             "resumed": synced.resumed,
             "rejected": counts_table(synced.rejected),
+            "anonymised": counts_table(synced.anonymised, "kind")
+            if conversation_options.anonymize
+            else "off (ANONYMIZE)",
             AFFECTED_DAYS: dg.MetadataValue.json(changed),
         }
     )

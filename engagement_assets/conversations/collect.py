@@ -19,7 +19,8 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from engagement_assets.conversations.records import latest_versions, parse_rows
+from engagement_assets.conversations.anonymise import Anonymiser
+from engagement_assets.conversations.records import latest_versions, parse_rows, row_ids
 from engagement_assets.storage.store import Store
 
 STATE_KEY = "nocodb_sync/state.json"
@@ -35,6 +36,7 @@ CLOCK_MARGIN = timedelta(minutes=5)
 @dataclass
 class SyncReport:
     rows: dict[str, int] = field(default_factory=lambda: dict.fromkeys(TABLES, 0))
+    anonymised: dict[str, int] = field(default_factory=dict)
     rejected: dict[str, int] = field(default_factory=dict)
     batches: int = 0
     days: set[date] = field(default_factory=set)
@@ -61,6 +63,7 @@ def sync(
     batch_size: int,
     now: datetime | None = None,
     stop_after: int | None = None,
+    anonymiser: Anonymiser | None = None,
 ) -> SyncReport:
     """Pull what changed since the last sync into the raw day files. `pages(table, after_id, updated_after,
     start_after)` yields pages of rows sorted by Id. `stop_after` ends the sync after that many batches
@@ -77,13 +80,17 @@ def sync(
         for batch in _batches(rows, batch_size):
             if stop_after is not None and report.batches >= stop_after:
                 return report
-            _merge_batch(store, table, batch, report)
-            progress["cursor"] = max(int(row["Id"]) for row in batch)
+            _merge_batch(store, table, batch, report, anonymiser)
+            # Rows whose Id no cursor can follow were rejected: they do not move the cursor.
+            ids = row_ids(pd.Series([row.get("Id") for row in batch], dtype=object)).dropna()
+            progress["cursor"] = int(ids.max()) if len(ids) else progress["cursor"]
             save_state(store, state)  # only now: the batch is in the raw files
             report.batches += 1
         state[table] = _committed(progress)
         del state["in_progress"][table]
         save_state(store, state)
+    if anonymiser:
+        report.anonymised = dict(anonymiser.counts)
     return report
 
 
@@ -115,8 +122,12 @@ def _batches(pages: Iterable[list[dict]], size: int) -> Iterator[list[dict]]:
         yield pending
 
 
-def _merge_batch(store: Store, table: str, batch: list[dict], report: SyncReport) -> None:
+def _merge_batch(
+    store: Store, table: str, batch: list[dict], report: SyncReport, anonymiser: Anonymiser | None
+) -> None:
     parsed = parse_rows(table, batch)
+    if anonymiser:
+        parsed = anonymiser.apply(parsed)
     report.rows[table] += len(parsed.rows)
     for reason, count in parsed.reasons.items():
         report.rejected[f"{table}: {reason}"] = report.rejected.get(f"{table}: {reason}", 0) + count

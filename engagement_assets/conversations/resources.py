@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 import dagster as dg
 from pydantic import Field
 
+from engagement_assets.conversations.anonymise import Anonymiser, anonymiser
 from engagement_assets.conversations.layout import ParquetOptions
 from engagement_assets.conversations.nocodb import NocoDBClient
 from engagement_assets.conversations.settings import ConversationSettings
@@ -87,9 +88,15 @@ class ConversationOptions(dg.ConfigurableResource):
     target_file_size_mb: float
     batch_size: int
     categorizer: str
+    anonymize: bool
+    anonymize_secret: str | None = Field(description="Set from the ANONYMIZE_SECRET environment variable.")
+    anonymize_patterns: str | None
 
     def parquet(self) -> ParquetOptions:
         return ParquetOptions(self.compression, self.row_group_size, self.target_file_size_mb)
+
+    def anonymiser(self) -> Anonymiser | None:
+        return anonymiser(self.anonymize, self.anonymize_secret, self.anonymize_patterns)
 
 
 class MongoResource(dg.ConfigurableResource):
@@ -125,6 +132,9 @@ def conversation_resources(settings: ConversationSettings, platform: Settings) -
             target_file_size_mb=settings.parquet.target_file_size_mb,
             batch_size=settings.batch_size,
             categorizer=settings.categorizer,
+            anonymize=settings.anonymize,
+            anonymize_secret=dg.EnvVar("ANONYMIZE_SECRET") if settings.anonymize_secret_set else None,
+            anonymize_patterns=settings.anonymize_patterns,
         ),
         "nocodb": NocoDBResource(
             base_url=settings.nocodb_base_url,

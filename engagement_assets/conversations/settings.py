@@ -9,7 +9,14 @@ from dataclasses import dataclass
 from datetime import date
 
 from engagement_assets.conversations.layout import ParquetOptions
-from engagement_assets.settings import check_choices, env_setting, from_environment, is_set, positive_int
+from engagement_assets.settings import (
+    check_choices,
+    env_setting,
+    flag,
+    from_environment,
+    is_set,
+    positive_int,
+)
 
 COMPRESSIONS = ("snappy", "zstd", "gzip", "brotli", "lz4", "none")
 CATEGORIZERS = ("rules", "gemini")
@@ -102,8 +109,28 @@ class ConversationSettings:
         choices=CATEGORIZERS,
     )
 
+    anonymize: bool = env_setting(
+        "ANONYMIZE",
+        False,
+        "`true`: learner ids stored as a keyed hash, e-mail addresses, phone numbers and `ANONYMIZE_PATTERNS` "
+        "scrubbed from message text, before anything is stored",
+        parse=flag,
+    )
+    anonymize_secret_set: bool = env_setting(
+        "ANONYMIZE_SECRET",
+        False,
+        "the key of the learner-id hash (HMAC-SHA256; keep it to keep the hashes stable); reaches the resource "
+        "as an `EnvVar`, never shown or stored",
+        parse=is_set,
+    )
+    anonymize_patterns: str | None = env_setting(
+        "ANONYMIZE_PATTERNS", None, "more regular expressions to scrub, separated by `;;`"
+    )
+
     def __post_init__(self) -> None:
         check_choices(self)
+        if self.anonymize and not self.anonymize_secret_set:
+            raise ValueError("ANONYMIZE=true needs ANONYMIZE_SECRET (the key of the learner-id hash)")
         if self.nocodb_page_size > 1000:
             raise ValueError(
                 f"NOCODB_PAGE_SIZE={self.nocodb_page_size}: NocoDB returns at most 1000 rows a page"

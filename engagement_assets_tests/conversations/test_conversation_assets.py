@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import io
 import secrets
+import shutil
 from datetime import date
 
 import dagster as dg
@@ -368,3 +369,113 @@ def test_the_all_days_tables_of_no_stored_day_are_empty_tables_of_their_schema(m
     for asset in (group.user_analytics, group.analytics_reports):
         stored = pq.read_table(group_.store.path(layout.table_file(asset.key.to_user_string())))
         assert stored.num_rows == 0 and stored.schema == SCHEMAS[asset]
+
+
+ANONYMISE_KEY = "anonymise-key-0123456789abcdef"
+PLANTED = {
+    "user_id": "learner-planted-4242",
+    "email": "jane.doe+tutor@example.org",
+    "phone": "+91 98765 43210",
+    "roll": "ROLL-2024-0099",
+}
+
+
+def plant_personal_data(nocodb) -> None:
+    start = "2024-03-05 09:00:00+00:00"
+    nocodb.add_rows(
+        nocodb.tables["conversations"],
+        [
+            {
+                "conversation_id": "c-planted",
+                "user_id": PLANTED["user_id"],
+                "channel": "whatsapp",
+                "language": "en",
+                "started_at": start,
+                "ended_at": "2024-03-05 09:10:00+00:00",
+                "status": "closed",
+            }
+        ],
+    )
+    text = f"mail me at {PLANTED['email']} or call {PLANTED['phone']}, my roll is {PLANTED['roll']}"
+    nocodb.add_rows(
+        nocodb.tables["messages"],
+        [
+            {
+                "message_id": "m-planted",
+                "conversation_id": "c-planted",
+                "user_id": PLANTED["user_id"],
+                "role": "user",
+                "text": text,
+                "language": "en",
+                "translated_text": text,
+                "sent_at": start,
+            },
+            # Rejected (no sent_at): its row is kept for a person to find, so it must be anonymised too.
+            {
+                "message_id": "m-planted-bad",
+                "conversation_id": "c-planted",
+                "user_id": PLANTED["user_id"],
+                "role": "user",
+                "text": text,
+                "language": "en",
+                "sent_at": None,
+            },
+        ],
+    )
+
+
+def stored_bytes(*roots) -> list[bytes]:
+    return [path.read_bytes() for root in roots for path in root.rglob("*") if path.is_file()]
+
+
+def test_with_anonymisation_no_raw_id_or_planted_personal_data_is_stored_anywhere(
+    make_group, nocodb, monkeypatch, tmp_path
+):
+    monkeypatch.setenv("ANONYMIZE_SECRET", ANONYMISE_KEY)
+    plant_personal_data(nocodb)
+    with FakeMongod() as mongod:
+        monkeypatch.setenv("MONGODB_URI", mongod.uri)
+        group_ = make_group(
+            ANONYMIZE="true",
+            ANONYMIZE_SECRET=ANONYMISE_KEY,
+            ANONYMIZE_PATTERNS=r"ROLL-\d{4}-\d{4}",
+            MONGODB_URI=mongod.uri,
+            MONGODB_DATABASE="analytics",
+        )
+        group_.build()
+        from pymongo import MongoClient
+
+        with MongoClient(mongod.uri) as client:
+            database = client["analytics"]
+            documents = repr([list(database[name].find({})) for name in database.list_collection_names()])
+    conversations, _ = generate(conversations=CONVERSATIONS, days=3, seed=SEED)
+    raw_ids = {row["user_id"] for row in conversations} | {PLANTED["user_id"]}
+    everything = stored_bytes(tmp_path)  # the warehouse and the Dagster instance
+    for value in [*PLANTED.values(), *raw_ids, ANONYMISE_KEY]:
+        assert not any(value.encode() in data for data in everything), value
+        assert value not in documents, value
+    assert group_.table("conversations")["user_id"].str.startswith("anon-").all()
+    messages = group_.table("messages")
+    planted = messages.loc[messages["message_id"] == "m-planted", "text"].iloc[0]
+    assert "[email removed]" in planted and "[phone removed]" in planted and "[pattern removed]" in planted
+    (synced,) = group_.instance.fetch_materializations(group.nocodb_sync.key, limit=1).records
+    counts = synced.asset_materialization.metadata["anonymised"].value
+    assert all(f"| {kind} |" in counts for kind in ("user_id", "email", "phone", "pattern", "rejected_row"))
+
+
+def test_the_keyed_hash_is_stable_across_runs_and_changes_with_the_key(
+    make_group, nocodb, monkeypatch, tmp_path
+):
+    monkeypatch.setenv("ANONYMIZE_SECRET", ANONYMISE_KEY)
+    first = make_group(ANONYMIZE="true", ANONYMIZE_SECRET=ANONYMISE_KEY)
+    first.build()
+    ids = set(first.table("conversations")["user_id"])
+    shutil.rmtree(tmp_path / "warehouse")
+    again = make_group(ANONYMIZE="true", ANONYMIZE_SECRET=ANONYMISE_KEY)
+    again.build()
+    assert set(again.table("conversations")["user_id"]) == ids
+    shutil.rmtree(tmp_path / "warehouse")
+    monkeypatch.setenv("ANONYMIZE_SECRET", "another-key-0123456789")
+    other = make_group(ANONYMIZE="true", ANONYMIZE_SECRET="another-key-0123456789")
+    other.build()
+    assert not set(other.table("conversations")["user_id"]) & ids
