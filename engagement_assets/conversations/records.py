@@ -31,8 +31,11 @@ MESSAGE_FIELDS = (
     "translated_text",
     "sent_at",
 )
-# NocoDB's system fields: the row id the incremental cursor follows, and its own change times.
-SYSTEM_FIELDS = ("Id", "CreatedAt", "UpdatedAt")
+# NocoDB's system fields: the row id the incremental cursor follows, and its own change times. The id and
+# update-time fields are configurable (NOCODB_ID_FIELD, NOCODB_UPDATED_FIELD); rows arrive with them under
+# these names.
+ID, UPDATED = "Id", "UpdatedAt"
+SYSTEM_FIELDS = (ID, "CreatedAt", UPDATED)
 REQUIRED = {
     "conversations": ("Id", "conversation_id", "started_at"),
     "messages": ("Id", "message_id", "conversation_id", "sent_at"),

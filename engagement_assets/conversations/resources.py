@@ -15,6 +15,7 @@ from pydantic import Field
 from engagement_assets.conversations.anonymise import Anonymiser, anonymiser
 from engagement_assets.conversations.layout import ParquetOptions
 from engagement_assets.conversations.nocodb import NocoDBClient
+from engagement_assets.conversations.records import ID, UPDATED
 from engagement_assets.conversations.settings import ConversationSettings
 from engagement_assets.platform.io_manager import ParquetIOManager
 from engagement_assets.platform.resources import StoreResource
@@ -67,7 +68,7 @@ class NocoDBResource(dg.ConfigurableResource):
         """The page source `collect.sync` reads: a table's rows new or updated since a watermark."""
 
         def source(table: str, after_id, updated_after, start_after):
-            return client.iter_pages(
+            pages = client.iter_pages(
                 self.table_id(table),
                 id_field=self.id_field,
                 after_id=after_id,
@@ -76,8 +77,15 @@ class NocoDBResource(dg.ConfigurableResource):
                 updated_after=datetime.fromisoformat(updated_after) if updated_after else None,
                 start_after=start_after,
             )
+            return ([self._canonical(row) for row in page] for page in pages)
 
         return source
+
+    def _canonical(self, row: dict) -> dict:
+        """A row with the configured id and update-time fields under the names the group uses throughout
+        (`Id`, `UpdatedAt`), so the cursor, the merge and the analytics follow the fields configured."""
+        renamed = {ID: row.get(self.id_field), UPDATED: row.get(self.updated_field)}
+        return {**row, **renamed}
 
 
 class ConversationOptions(dg.ConfigurableResource):

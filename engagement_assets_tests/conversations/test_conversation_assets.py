@@ -479,3 +479,29 @@ def test_the_keyed_hash_is_stable_across_runs_and_changes_with_the_key(
     other = make_group(ANONYMIZE="true", ANONYMIZE_SECRET="another-key-0123456789")
     other.build()
     assert not set(other.table("conversations")["user_id"]) & ids
+
+
+def test_configured_id_and_update_fields_are_followed_everywhere(make_group, nocodb):
+    # A base whose own row id ("seq", ten times NocoDB's) and change time ("modified") are other fields.
+    stamp = "2024-03-01 00:00:00+00:00"
+    conversation_rows, message_rows = generate(conversations=CONVERSATIONS, days=3, seed=SEED)
+    tables = {}
+    for name, rows in (("conversations", conversation_rows), ("messages", message_rows)):
+        tables[name] = nocodb.create_table(f"{name}-custom")
+        nocodb.add_rows(
+            tables[name], [{**row, "seq": 10 * (n + 1), "modified": stamp} for n, row in enumerate(rows)]
+        )
+    group_ = make_group(
+        NOCODB_ID_FIELD="seq",
+        NOCODB_UPDATED_FIELD="modified",
+        NOCODB_CONVERSATION_TABLE=tables["conversations"],
+        NOCODB_MESSAGES_TABLE=tables["messages"],
+    )
+    group_.build()
+    state = load_state(group_.store)
+    assert state["conversations"]["last_id"] == 10 * len(conversation_rows)
+    assert state["messages"]["last_id"] == 10 * len(message_rows)
+    # The merge keeps the latest version by the configured change time: it reached the stored rows.
+    stored = group_.table("conversations")
+    assert (stored["UpdatedAt"] == pd.Timestamp(stamp).tz_localize(None)).all()
+    assert (stored["Id"] % 10 == 0).all() and stored["Id"].max() <= 10 * len(conversation_rows)
