@@ -55,10 +55,20 @@ class UpsertCounts:
 class MongoStore:
     """Upserts analytics rows by their natural key."""
 
-    def __init__(self, client: MongoClient, database: str, batch_size: int = DEFAULT_BATCH_SIZE):
+    def __init__(
+        self,
+        client: MongoClient,
+        database: str,
+        batch_size: int = DEFAULT_BATCH_SIZE,
+        names: Mapping[str, str] | None = None,
+    ):
         self._client = client
         self._db = client[database]
         self._batch_size = batch_size
+        # The collections' configured names (MONGODB_*_COLLECTION), by the design's names the group uses.
+        self._names = {
+            collection: (names or {}).get(collection, collection) for collection in COLLECTION_KEYS
+        }
 
     @classmethod
     def connect(
@@ -68,6 +78,7 @@ class MongoStore:
         *,
         timeout_ms: int = DEFAULT_TIMEOUT_MS,
         batch_size: int = DEFAULT_BATCH_SIZE,
+        names: Mapping[str, str] | None = None,
     ) -> MongoStore:
         """Connect and ping, so a wrong URI fails here with a clear message, not at the first write.
 
@@ -86,7 +97,7 @@ class MongoStore:
             raise MongoStoreUnavailable(
                 f"MongoDB at {hosts_of(uri)} refused the connection (code {err.code}): check the credentials"
             ) from err
-        return cls(client, database, batch_size)
+        return cls(client, database, batch_size, names)
 
     def __enter__(self) -> MongoStore:
         return self
@@ -100,7 +111,7 @@ class MongoStore:
     def ensure_indexes(self) -> None:
         """Create the unique key indexes; a no-op when they already exist, so it runs on every connect."""
         for collection, keys in COLLECTION_KEYS.items():
-            self._db[collection].create_index([(key, ASCENDING) for key in keys], unique=True)
+            self._db[self._names[collection]].create_index([(key, ASCENDING) for key in keys], unique=True)
 
     def upsert(self, collection: str, rows: Sequence[Mapping[str, Any]]) -> UpsertCounts:
         """Insert new rows and update changed ones in place; identical rows are counted as unchanged."""
@@ -108,7 +119,9 @@ class MongoStore:
         counts = UpsertCounts()
         for batch in _batches(rows, self._batch_size):
             # Ordered, so that when one batch holds the same key twice the last row wins, as in a loop.
-            result = self._db[collection].bulk_write([_upsert_op(keys, row) for row in batch], ordered=True)
+            result = self._db[self._names[collection]].bulk_write(
+                [_upsert_op(keys, row) for row in batch], ordered=True
+            )
             counts += UpsertCounts(
                 inserted=result.upserted_count,
                 updated=result.modified_count,

@@ -38,6 +38,7 @@ class NocoDBResource(dg.ConfigurableResource):
     auth_header: str
     page_size: int
     max_retries: int
+    retry_delay: float
     id_field: str
     updated_field: str
 
@@ -59,6 +60,7 @@ class NocoDBResource(dg.ConfigurableResource):
             auth_header=self.auth_header,
             page_size=self.page_size,
             max_retries=self.max_retries,
+            backoff_seconds=self.retry_delay,
         )
 
     def table_id(self, table: str) -> str:
@@ -94,6 +96,8 @@ class ConversationOptions(dg.ConfigurableResource):
     compression: str
     row_group_size: int
     target_file_size_mb: float
+    data_page_bytes: int
+    max_rows_per_file: int | None
     batch_size: int
     categorizer: str
     anonymize: bool
@@ -101,7 +105,13 @@ class ConversationOptions(dg.ConfigurableResource):
     anonymize_patterns: str | None
 
     def parquet(self) -> ParquetOptions:
-        return ParquetOptions(self.compression, self.row_group_size, self.target_file_size_mb)
+        return ParquetOptions(
+            self.compression,
+            self.row_group_size,
+            self.target_file_size_mb,
+            self.data_page_bytes,
+            self.max_rows_per_file,
+        )
 
     def anonymiser(self) -> Anonymiser | None:
         return anonymiser(self.anonymize, self.anonymize_secret, self.anonymize_patterns)
@@ -112,6 +122,9 @@ class MongoResource(dg.ConfigurableResource):
 
     uri: str | None = Field(description="Set from the MONGODB_URI environment variable.")
     database: str
+    collections: dict[str, str] = Field(
+        description="The configured name of each collection, by its design name."
+    )
 
     @contextlib.contextmanager
     def store(self) -> Iterator[MongoStore | None]:
@@ -121,7 +134,7 @@ class MongoResource(dg.ConfigurableResource):
         # pymongo is the optional `mongo` extra: only a configured store needs it.
         from engagement_assets.conversations.mongo_store import MongoStore
 
-        with MongoStore.connect(self.uri, self.database) as store:
+        with MongoStore.connect(self.uri, self.database, names=self.collections) as store:
             store.ensure_indexes()
             yield store
 
@@ -138,6 +151,8 @@ def conversation_resources(settings: ConversationSettings, platform: Settings) -
             compression=settings.parquet.compression,
             row_group_size=settings.parquet.row_group_size,
             target_file_size_mb=settings.parquet.target_file_size_mb,
+            data_page_bytes=settings.parquet.data_page_bytes,
+            max_rows_per_file=settings.parquet.max_rows_per_file,
             batch_size=settings.batch_size,
             categorizer=settings.categorizer,
             anonymize=settings.anonymize,
@@ -154,11 +169,13 @@ def conversation_resources(settings: ConversationSettings, platform: Settings) -
             auth_header=settings.nocodb_auth_header,
             page_size=settings.nocodb_page_size,
             max_retries=settings.max_retries,
+            retry_delay=settings.retry_delay,
             id_field=settings.nocodb_id_field,
             updated_field=settings.nocodb_updated_field,
         ),
         "mongo": MongoResource(
             uri=dg.EnvVar("MONGODB_URI") if settings.mongodb_uri_set else None,
             database=settings.mongodb_database,
+            collections=settings.collections,
         ),
     }

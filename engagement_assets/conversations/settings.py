@@ -15,6 +15,7 @@ from engagement_assets.settings import (
     flag,
     from_environment,
     is_set,
+    positive_float,
     positive_int,
 )
 
@@ -92,6 +93,51 @@ class ConversationSettings:
     parquet_target_file_size_mb: int = env_setting(
         "PARQUET_TARGET_FILE_SIZE_MB", 128, "the size a daily file is split at", parse=positive_int
     )
+    conversations_collection: str = env_setting(
+        "MONGODB_CONVERSATIONS_COLLECTION",
+        "conversation_analytics",
+        "MongoDB collection of the conversations table",
+    )
+    messages_collection: str = env_setting(
+        "MONGODB_MESSAGES_COLLECTION", "conversation_messages", "… of the messages table"
+    )
+    translations_collection: str = env_setting(
+        "MONGODB_TRANSLATIONS_COLLECTION", "conversation_translations", "… of the translations table"
+    )
+    categories_collection: str = env_setting(
+        "MONGODB_CATEGORIES_COLLECTION", "conversation_categories", "… of the categories table"
+    )
+    user_analytics_collection: str = env_setting(
+        "MONGODB_USER_ANALYTICS_COLLECTION", "user_analytics", "… of the per-learner analytics"
+    )
+    reports_collection: str = env_setting(
+        "MONGODB_REPORTS_COLLECTION", "analytics_reports", "… of the daily, weekly and monthly reports"
+    )
+    parquet_page_size: int = env_setting(
+        "PARQUET_PAGE_SIZE", 1024 * 1024, "bytes per Parquet data page of the daily files", parse=positive_int
+    )
+    parquet_max_records_per_file: int | None = env_setting(
+        "PARQUET_MAX_RECORDS_PER_FILE",
+        None,
+        "rows at most per daily file (besides the size target)",
+        parse=positive_int,
+    )
+    retry_delay: float = env_setting(
+        "RETRY_DELAY",
+        0.5,
+        "seconds of the first NocoDB retry's backoff (doubling, with jitter, up to 30 s)",
+        parse=positive_float,
+    )
+    s3_enabled: bool = env_setting(
+        "S3_ENABLED", True, "`false`: ignore `S3_BUCKET` and store in `ENGAGEMENT_STORAGE_URL`", parse=flag
+    )
+    parquet_storage_enabled: bool = env_setting(
+        "PARQUET_STORAGE_ENABLED",
+        True,
+        "only `true`: every table is an asset stored as Parquet by the I/O manager, which the API, MongoDB and "
+        "the analytics read (MongoDB is the optional extra copy)",
+        parse=flag,
+    )
     mongodb_uri_set: bool = env_setting(
         "MONGODB_URI",
         False,
@@ -129,6 +175,10 @@ class ConversationSettings:
 
     def __post_init__(self) -> None:
         check_choices(self)
+        if not self.parquet_storage_enabled:
+            raise ValueError(
+                "PARQUET_STORAGE_ENABLED=false is not supported: the tables are stored as Parquet"
+            )
         if self.anonymize and not self.anonymize_secret_set:
             raise ValueError("ANONYMIZE=true needs ANONYMIZE_SECRET (the key of the learner-id hash)")
         if self.nocodb_page_size > 1000:
@@ -143,13 +193,31 @@ class ConversationSettings:
     @property
     def parquet(self) -> ParquetOptions:
         return ParquetOptions(
-            self.parquet_compression, self.parquet_row_group_size, float(self.parquet_target_file_size_mb)
+            self.parquet_compression,
+            self.parquet_row_group_size,
+            float(self.parquet_target_file_size_mb),
+            self.parquet_page_size,
+            self.parquet_max_records_per_file,
         )
 
     @property
     def storage_url(self) -> str | None:
         """`s3://S3_BUCKET/S3_PREFIX` when a bucket is set; else the platform's warehouse is used."""
-        return f"s3://{self.s3_bucket}/{self.s3_prefix.strip('/')}" if self.s3_bucket else None
+        if not (self.s3_bucket and self.s3_enabled):
+            return None
+        return f"s3://{self.s3_bucket}/{self.s3_prefix.strip('/')}"
+
+    @property
+    def collections(self) -> dict[str, str]:
+        """The MongoDB collection names, by the design's names."""
+        return {
+            "conversation_analytics": self.conversations_collection,
+            "conversation_messages": self.messages_collection,
+            "conversation_translations": self.translations_collection,
+            "conversation_categories": self.categories_collection,
+            "user_analytics": self.user_analytics_collection,
+            "analytics_reports": self.reports_collection,
+        }
 
     @property
     def nocodb_configured(self) -> bool:

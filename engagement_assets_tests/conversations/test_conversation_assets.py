@@ -211,6 +211,21 @@ def test_the_operational_store_gets_every_table_once(make_group, nocodb, monkeyp
             assert any("conversation_id" in name for name in names)
 
 
+def test_the_collections_take_their_configured_names(make_group, monkeypatch):
+    with FakeMongod() as mongod:
+        monkeypatch.setenv("MONGODB_URI", mongod.uri)
+        group_ = make_group(
+            MONGODB_URI=mongod.uri, MONGODB_DATABASE="analytics", MONGODB_CONVERSATIONS_COLLECTION="convs"
+        )
+        group_.build()
+        from pymongo import MongoClient
+
+        with MongoClient(mongod.uri) as client:
+            names = set(client["analytics"].list_collection_names())
+            assert "convs" in names and "conversation_analytics" not in names
+            assert client["analytics"]["convs"].count_documents({}) == CONVERSATIONS
+
+
 def test_the_sensor_requests_a_sync_then_exactly_the_changed_days(make_group, nocodb, instance):
     group_ = make_group()
     first = group.nocodb_sensor(dg.build_sensor_context(instance=instance, resources=group_.resources))

@@ -68,3 +68,41 @@ def test_a_frame_that_drifts_from_its_schema_is_never_written(frame, named):
 
 def test_day_keys_become_hive_folders():
     assert layout.day_folder("messages", "2024-03-04") == "messages/year=2024/month=03/day=04/"
+
+
+def test_the_records_cap_splits_a_day_and_the_page_size_reaches_the_writer(monkeypatch):
+    frame = pd.DataFrame(
+        {"message_id": [f"m-{n:06d}" for n in range(5_000)], "text": ["hello there"] * 5_000}
+    )
+    capped = day_parts(frame, SCHEMA, "messages", ParquetOptions("none", 1_000, 128, max_rows_per_file=1_200))
+    try:
+        assert [pq.ParquetFile(path).metadata.num_rows for path in capped.files] == [1_200] * 4 + [200]
+    finally:
+        capped.discard()
+    # pyarrow reports no page count, so the writer's arguments are what can be seen.
+    seen = []
+    real_write = pq.write_table
+    monkeypatch.setattr(pq, "write_table", lambda *a, **kw: seen.append(kw) or real_write(*a, **kw))
+    day_parts(frame, SCHEMA, "messages", ParquetOptions("none", 5_000, 128, data_page_bytes=4096)).discard()
+    assert seen and all(kw["data_page_size"] == 4096 for kw in seen)
+
+
+def test_the_designs_variables_are_all_recognised():
+    settings = ConversationSettings.from_env(
+        {
+            "PARQUET_PAGE_SIZE": "65536",
+            "PARQUET_MAX_RECORDS_PER_FILE": "10000",
+            "RETRY_DELAY": "2.5",
+            "MONGODB_CONVERSATIONS_COLLECTION": "convs",
+            "S3_BUCKET": "bucket",
+            "S3_ENABLED": "false",
+        }
+    )
+    assert settings.parquet.data_page_bytes == 65536 and settings.parquet.max_rows_per_file == 10_000
+    assert settings.retry_delay == 2.5 and settings.collections["conversation_analytics"] == "convs"
+    assert settings.storage_url is None  # S3 off: the platform's storage
+    assert ConversationSettings.from_env({"S3_BUCKET": "bucket"}).storage_url == "s3://bucket/conversations"
+    with pytest.raises(ValueError, match="PARQUET_STORAGE_ENABLED=false is not supported"):
+        ConversationSettings.from_env({"PARQUET_STORAGE_ENABLED": "false"})
+    with pytest.raises(ValueError, match="S3_ENABLED='maybe' must be true or false"):
+        ConversationSettings.from_env({"S3_ENABLED": "maybe"})

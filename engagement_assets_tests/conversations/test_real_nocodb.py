@@ -193,6 +193,7 @@ def test_sync_stores_every_generated_conversation_once(nocodb, tmp_path):
         api_version=DEFAULTS.nocodb_api_version,
         auth_header=DEFAULTS.nocodb_auth_header,
         max_retries=DEFAULTS.max_retries,
+        retry_delay=DEFAULTS.retry_delay,
         id_field=DEFAULTS.nocodb_id_field,
         updated_field=DEFAULTS.nocodb_updated_field,
     )
