@@ -201,6 +201,13 @@ def _categories_asset(days: dg.DailyPartitionsDefinition, categorizer: str) -> d
         """Topic, intent and sentiment of each of the day's conversations, each with a confidence in [0, 1],
         from what the learner wrote (the English translation where there is one): by deterministic rules, or by
         Gemini with CONVERSATION_CATEGORIZER=gemini (then `error` says why a conversation has none)."""
+        if conversation_options.categorizer != categorizer:
+            # The pool is part of the asset's definition: Gemini calls without it would not share its budget.
+            raise dg.Failure(
+                description=f"the categories asset was built for the {categorizer} categorizer but the resource "
+                f"says {conversation_options.categorizer}: build the group from the same settings as its "
+                "resources (the code location does)"
+            )
         texts = _learner_texts(_raw(conversation_storage.store(), "messages", _day(context)))
         if conversation_options.categorizer == "gemini":
             found = categorize_with_model(

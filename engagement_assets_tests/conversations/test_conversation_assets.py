@@ -77,14 +77,16 @@ class Group:
             "gemini": gemini_resource(platform),
         }
         self.store = open_store(self.settings.storage_url or warehouse)
+        # Built from the same settings as the resources, as the code location builds it.
+        self.group = build_conversation_group(self.settings, sensor_interval_seconds=30)
 
     def build(self) -> list[str]:
-        return sync_and_build(group, self.instance, self.resources)
+        return sync_and_build(self.group, self.instance, self.resources)
 
     def sync(self):
         return dg.materialize(
-            group.assets,
-            selection=[group.nocodb_sync],
+            self.group.assets,
+            selection=[self.group.nocodb_sync],
             instance=self.instance,
             resources=self.resources,
             raise_on_error=False,
@@ -92,7 +94,7 @@ class Group:
 
     def materialize(self, selection, partition_key: str | None = None):
         return dg.materialize(
-            group.assets,
+            self.group.assets,
             selection=selection,
             partition_key=partition_key,
             instance=self.instance,
@@ -520,3 +522,12 @@ def test_configured_id_and_update_fields_are_followed_everywhere(make_group, noc
     stored = group_.table("conversations")
     assert (stored["UpdatedAt"] == pd.Timestamp(stamp).tz_localize(None)).all()
     assert (stored["Id"] % 10 == 0).all() and stored["Id"].max() <= 10 * len(conversation_rows)
+
+
+def test_a_gemini_categorizer_on_an_asset_built_without_the_gemini_pool_is_refused(make_group, monkeypatch):
+    monkeypatch.setenv("GEMINI_API_KEY", "test-key")
+    group_ = make_group(CONVERSATION_CATEGORIZER="gemini", GEMINI_API_KEY="test-key")
+    group_.group = group  # built for the rules categorizer, as code that mixes settings would
+    group_.sync()
+    with pytest.raises(dg.Failure, match="built for the rules categorizer"):
+        group_.materialize([group.categories], partition_key="2024-03-04")
