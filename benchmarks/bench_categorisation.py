@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import random
 import sys
+import tempfile
 from pathlib import Path
 
 BENCH_DIR = Path(__file__).resolve().parent
@@ -25,6 +26,16 @@ from harness import machine_facts, machine_line, write_results  # noqa: E402
 from sklearn.metrics import precision_recall_fscore_support  # noqa: E402
 
 from engagement_assets.conversations.categorize import categorize  # noqa: E402
+from engagement_assets.conversations.model_categories import (  # noqa: E402
+    categorize_with_model,
+    model_config,
+    validated_categories,
+)
+from engagement_assets.platform.gemini_client import GeminiClient  # noqa: E402
+from engagement_assets.storage.store import LocalStore  # noqa: E402
+from engagement_assets_tests.fake_gemini import FakeGemini  # noqa: E402
+
+MODEL = "gemini-2.5-flash-lite"
 
 SUBJECTS = {
     "pronunciation": [
@@ -115,12 +126,38 @@ def labelled_set(conversations: int, seed: int) -> list[dict]:
     return rows
 
 
-def scores(rows: list[dict]) -> dict:
-    answers = [categorize([row["text"]]) for row in rows]
+def rule_answers(rows: list[dict]) -> list:
+    return [categorize([row["text"]]) for row in rows]
+
+
+def gemini_answers(rows: list[dict]) -> tuple[list, int]:
+    """The Gemini categorizer through the real SDK against the local fake server, whose answers are canned
+    (valid for the schema, not for the text): a test of the plumbing, not of a model's quality."""
+    from google import genai
+    from google.genai import types
+
+    with FakeGemini(rpm=100_000) as fake, tempfile.TemporaryDirectory() as scratch:
+        client = genai.Client(
+            api_key="bench-key", http_options=types.HttpOptions(base_url=fake.url, api_version="v1beta")
+        )
+        analyzer = GeminiClient(
+            client,
+            MODEL,
+            rpm=100_000,
+            concurrency=8,
+            config=model_config(MODEL),
+            validate=validated_categories,
+        )
+        texts = {str(n): [row["text"]] for n, row in enumerate(rows)}
+        found = categorize_with_model(texts, analyzer, LocalStore(scratch), MODEL)
+    return [found.categories.get(str(n)) for n in range(len(rows))], len(found.errors)
+
+
+def scores(rows: list[dict], answers: list) -> dict:
     report = {}
     for dimension in ("topic", "intent", "sentiment"):
         truth = [row[dimension] for row in rows]
-        predicted = [getattr(answer, dimension) for answer in answers]
+        predicted = [getattr(answer, dimension) if answer else "none" for answer in answers]
         labels = sorted(set(truth))
         precision, recall, f1, support = precision_recall_fscore_support(
             truth, predicted, labels=labels, zero_division=0
@@ -160,6 +197,14 @@ def _markdown(results: dict) -> str:
             for label, c in found["classes"].items()
         ]
         lines.append("")
+    plumbing = results["gemini_plumbing"]
+    lines += [
+        f"**Gemini categorizer, plumbing only** ({plumbing['conversations']} of the conversations through the real "
+        f"SDK to the local fake server, whose answers are canned): {plumbing['answered']} answered and validated, "
+        f"{plumbing['failed']} failed; accuracy against the labels (meaningless for canned answers): "
+        + ", ".join(f"{d} {found['accuracy']:.3f}" for d, found in plumbing["scores"].items()),
+        "",
+    ]
     return "\n".join(lines)
 
 
@@ -167,14 +212,22 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--conversations", type=int, default=3000)
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--gemini-conversations", type=int, default=200, help="sent through the fake server")
     parser.add_argument("--output", type=Path, default=RESULTS / "categorisation")
     args = parser.parse_args()
     rows = labelled_set(args.conversations, args.seed)
+    answers, failed = gemini_answers(rows[: args.gemini_conversations])
     results = {
         "machine": machine_facts(),
         "conversations": len(rows),
         "seed": args.seed,
-        "scores": scores(rows),
+        "scores": scores(rows, rule_answers(rows)),
+        "gemini_plumbing": {
+            "conversations": len(answers),
+            "answered": sum(answer is not None for answer in answers),
+            "failed": failed,
+            "scores": scores(rows[: len(answers)], answers),
+        },
     }
     write_results(args.output, results, _markdown(results))
 
