@@ -84,6 +84,49 @@ REPORTS_SCHEMA = pa.schema(
 )
 
 
+MODEL_REPORTS_SCHEMA = pa.schema(
+    [
+        ("period", pa.string()),
+        ("period_start", TIMESTAMP),
+        ("model", pa.string()),
+        ("replies", pa.int64()),
+        ("conversations", pa.int64()),
+        ("avg_response_seconds", pa.float64()),
+        ("median_response_seconds", pa.float64()),
+        ("avg_reply_words", pa.float64()),
+        ("rated_replies", pa.int64()),
+        ("avg_rating", pa.float64()),
+    ]
+)
+UNKNOWN_MODEL = "(not recorded)"
+
+
+def model_reports(messages: pd.DataFrame) -> pd.DataFrame:
+    """How each assistant model (or agent) performs, per day, week and month: replies, how fast they came
+    after the learner's message, how long they were, and the learners' ratings where there are any."""
+    replies = messages[messages["role"] == "assistant"].copy()
+    replies["model"] = replies["model"].fillna(UNKNOWN_MODEL)
+    replies["rating_value"] = pd.to_numeric(replies["rating"], errors="coerce")
+    frames = []
+    for period, frequency in PERIODS.items():
+        replies["period_start"] = replies["sent_at"].dt.to_period(frequency).dt.start_time
+        grouped = replies.groupby(["period_start", "model"])
+        table = pd.DataFrame(
+            {
+                "replies": grouped.size(),
+                "conversations": grouped["conversation_id"].nunique(),
+                "avg_response_seconds": grouped["response_seconds"].mean(),
+                "median_response_seconds": grouped["response_seconds"].median(),
+                "avg_reply_words": grouped["word_count"].mean(),
+                "rated_replies": grouped["rating_value"].count(),
+                "avg_rating": grouped["rating_value"].mean(),
+            }
+        ).reset_index()
+        table.insert(0, "period", period)
+        frames.append(table)
+    return pd.concat(frames, ignore_index=True)[list(MODEL_REPORTS_SCHEMA.names)]
+
+
 def message_analytics(messages: pd.DataFrame) -> pd.DataFrame:
     """Each message with its place in the conversation and, for a reply, how long after the other side's
     last message it came (the assistant's response time, or the learner's)."""

@@ -47,6 +47,7 @@ class ConversationGroup:
     categories: dg.AssetsDefinition
     user_analytics: dg.AssetsDefinition
     analytics_reports: dg.AssetsDefinition
+    model_reports: dg.AssetsDefinition
     nocodb_sensor: dg.SensorDefinition
 
     @property
@@ -55,7 +56,13 @@ class ConversationGroup:
 
     @property
     def assets(self) -> list[dg.AssetsDefinition]:
-        return [self.nocodb_sync, *self.daily, self.user_analytics, self.analytics_reports]
+        return [
+            self.nocodb_sync,
+            *self.daily,
+            self.user_analytics,
+            self.analytics_reports,
+            self.model_reports,
+        ]
 
 
 def build_conversation_group(
@@ -74,6 +81,7 @@ def build_conversation_group(
         *daily,
         user_analytics,
         analytics_reports,
+        model_reports,
         _nocodb_sensor(days, daily, sensor_interval_seconds),
     )
 
@@ -267,6 +275,23 @@ def analytics_reports(
     table = analytics.reports(*_stored_conversations_and_categories(conversation_storage.store()))
     _to_mongo(context, mongo, "analytics_reports", table)
     context.add_output_metadata({"by_period": counts_table(_counts(table, "period"), "period")})
+    return table
+
+
+@dg.asset(**{**ALL_DAYS, "deps": ["messages"]}, metadata=table_metadata(analytics.MODEL_REPORTS_SCHEMA))
+def model_reports(
+    context: dg.AssetExecutionContext, conversation_storage: StoreResource, mongo: MongoResource
+):
+    """Each assistant model's (or agent's) performance per day, week and month, from every stored day's
+    messages: replies and conversations, seconds from the learner's message to the reply (mean, median), reply
+    length in words, and the learners' ratings where NocoDB has them (`model` and `rating` fields)."""
+    table = analytics.model_reports(
+        _all_days(conversation_storage.store(), "messages", analytics.MESSAGES_SCHEMA)
+    )
+    _to_mongo(context, mongo, "model_reports", table)
+    context.add_output_metadata(
+        {"by_model": counts_table(_counts(table[table["period"] == "monthly"], "model"), "model")}
+    )
     return table
 
 

@@ -30,6 +30,7 @@ COLLECTION_KEYS: dict[str, tuple[str, ...]] = {
     "conversation_categories": ("conversation_id",),
     "conversation_translations": ("message_id",),
     "analytics_reports": ("period", "period_start"),
+    "model_reports": ("period", "period_start", "model"),
     "user_analytics": ("user_id",),
 }
 DEFAULT_TIMEOUT_MS = 5_000

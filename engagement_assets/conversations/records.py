@@ -30,6 +30,9 @@ MESSAGE_FIELDS = (
     "language",
     "translated_text",
     "sent_at",
+    # Where the base has them: the assistant model (or agent) that wrote a reply, and the learner's rating of it.
+    "model",
+    "rating",
 )
 # NocoDB's system fields: the row id the incremental cursor follows, and its own change times. The id and
 # update-time fields are configurable (NOCODB_ID_FIELD, NOCODB_UPDATED_FIELD); rows arrive with them under

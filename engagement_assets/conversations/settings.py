@@ -113,6 +113,9 @@ class ConversationSettings:
     reports_collection: str = env_setting(
         "MONGODB_REPORTS_COLLECTION", "analytics_reports", "… of the daily, weekly and monthly reports"
     )
+    model_reports_collection: str = env_setting(
+        "MONGODB_MODEL_REPORTS_COLLECTION", "model_reports", "… of the assistant models' reports"
+    )
     parquet_page_size: int = env_setting(
         "PARQUET_PAGE_SIZE", 1024 * 1024, "bytes per Parquet data page of the daily files", parse=positive_int
     )
@@ -217,6 +220,7 @@ class ConversationSettings:
             "conversation_categories": self.categories_collection,
             "user_analytics": self.user_analytics_collection,
             "analytics_reports": self.reports_collection,
+            "model_reports": self.model_reports_collection,
         }
 
     @property

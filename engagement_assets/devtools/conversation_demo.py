@@ -54,7 +54,9 @@ def sync_and_build(group: ConversationGroup, instance: dg.DagsterInstance, resou
     days = list(event.materialization.metadata[AFFECTED_DAYS].value)
     for day in days:
         _materialize(group, group.daily, instance, resources, partition_key=day)
-    _materialize(group, [group.user_analytics, group.analytics_reports], instance, resources)
+    _materialize(
+        group, [group.user_analytics, group.analytics_reports, group.model_reports], instance, resources
+    )
     return days
 
 

@@ -25,6 +25,7 @@ TRANSLATIONS = {
     "kn": ("ಈ ಪಾಠ ಕಷ್ಟವಾಗಿದೆ", "This lesson is difficult"),
 }
 TIME_FORMAT = "%Y-%m-%d %H:%M:%S+00:00"  # NocoDB's DateTime strings
+MODELS = ("tutor-gemini-flash", "tutor-rules-v2")
 
 
 def generate(
@@ -87,13 +88,20 @@ def _messages(rng, conversation_id, user_id, language, started, numbered_from):
         )
         sent += timedelta(seconds=rng.randint(2, 40))
         reply = f"Here is some help with {topic.replace('_', ' ')}."
+        number = numbered_from + len(rows)
         rows.append(
-            _message(
-                numbered_from + len(rows), conversation_id, user_id, "assistant", reply, "en", None, sent
-            )
+            _message(number, conversation_id, user_id, "assistant", reply, "en", None, sent)
+            | _reply_facts(conversation_id, number)
         )
         sent += timedelta(seconds=rng.randint(10, 300))
     return rows
+
+
+def _reply_facts(conversation_id: str, number: int) -> dict:
+    """Which model answered (by conversation, so each conversation has one) and, for every third reply, the
+    learner's rating: derived from the numbers, so the seeded draws of every other field stay as they were."""
+    model = MODELS[sum(map(ord, conversation_id)) % len(MODELS)]
+    return {"model": model, "rating": str(1 + number % 5) if number % 3 == 0 else None}
 
 
 def _message(number, conversation_id, user_id, role, text, language, translation, sent):

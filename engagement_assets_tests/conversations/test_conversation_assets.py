@@ -50,6 +50,7 @@ SCHEMAS = {
     group.categories: CATEGORIES_SCHEMA,
     group.user_analytics: analytics.USER_ANALYTICS_SCHEMA,
     group.analytics_reports: analytics.REPORTS_SCHEMA,
+    group.model_reports: analytics.MODEL_REPORTS_SCHEMA,
 }
 
 
@@ -382,8 +383,8 @@ def test_a_tables_folder_holds_its_parts_and_nothing_else(with_an_empty_day):
 
 def test_the_all_days_tables_of_no_stored_day_are_empty_tables_of_their_schema(make_group):
     group_ = make_group()
-    group_.materialize([group.user_analytics, group.analytics_reports])
-    for asset in (group.user_analytics, group.analytics_reports):
+    group_.materialize([group.user_analytics, group.analytics_reports, group.model_reports])
+    for asset in (group.user_analytics, group.analytics_reports, group.model_reports):
         stored = pq.read_table(group_.store.path(layout.table_file(asset.key.to_user_string())))
         assert stored.num_rows == 0 and stored.schema == SCHEMAS[asset]
 
@@ -531,3 +532,22 @@ def test_a_gemini_categorizer_on_an_asset_built_without_the_gemini_pool_is_refus
     group_.sync()
     with pytest.raises(dg.Failure, match="built for the rules categorizer"):
         group_.materialize([group.categories], partition_key="2024-03-04")
+
+
+def test_each_assistant_model_is_reported_per_day_week_and_month(make_group, nocodb):
+    group_ = make_group()
+    group_.build()
+    reports = pd.read_parquet(io.BytesIO(group_.store.read_bytes("model_reports.parquet")))
+    messages = group_.table("messages")
+    replies = messages[messages["role"] == "assistant"]
+    assert set(reports["period"]) == {"daily", "weekly", "monthly"}
+    monthly = reports[reports["period"] == "monthly"].set_index("model")
+    assert monthly["replies"].to_dict() == replies["model"].value_counts().to_dict()
+    ratings = pd.to_numeric(replies["rating"], errors="coerce")
+    for model, row in monthly.iterrows():
+        mine = ratings[replies["model"] == model]
+        assert row["rated_replies"] == mine.count() and row["avg_rating"] == pytest.approx(mine.mean())
+        own = replies.loc[replies["model"] == model, "response_seconds"]
+        assert row["median_response_seconds"] == pytest.approx(own.median())
+    daily = reports[reports["period"] == "daily"]
+    assert daily["replies"].sum() == len(replies)
