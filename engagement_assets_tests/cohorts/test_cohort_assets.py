@@ -30,7 +30,8 @@ CONFIG = {
 }
 
 
-def test_profiles_describe_each_learner_and_the_comparison_counts_them(instance, golden, tmp_path):
+def golden_learners(instance, golden, tmp_path, stages) -> tuple[dict, list[str]]:
+    """The golden drops cleaned and `stages` run for every learner; the resources and the learners."""
     resources = resources_for(
         str(tmp_path / "w"),
         str(golden / "landing"),
@@ -38,8 +39,13 @@ def test_profiles_describe_each_learner_and_the_comparison_counts_them(instance,
     )
     materialize_drops(instance, resources, DROPS)
     learners = expected_learners(golden)
-    stages = (user_responses, merged_responses, response_audio, audio_analysis, phase_features)
     assert materialize_learners_batched(instance, resources, learners, stages).success
+    return resources, learners
+
+
+def test_profiles_describe_each_learner_and_the_comparison_counts_them(instance, golden, tmp_path):
+    stages = (user_responses, merged_responses, response_audio, audio_analysis, phase_features)
+    resources, learners = golden_learners(instance, golden, tmp_path, stages)
     result = dg.materialize(
         [*ASSETS, engagement_training_set, *COHORT_ASSETS],
         selection=[phase_level_engagement, engagement_training_set, *COHORT_ASSETS],
@@ -72,16 +78,7 @@ def test_profiles_describe_each_learner_and_the_comparison_counts_them(instance,
 
 
 def test_the_cohort_backfill_job_requests_one_backfill_of_exactly_the_cohort(instance, golden, tmp_path):
-    resources = resources_for(
-        str(tmp_path / "w"),
-        str(golden / "landing"),
-        audio_source_url=str(golden / "landing" / "audio" / "all-prod-storage"),
-    )
-    materialize_drops(instance, resources, DROPS)
-    learners = expected_learners(golden)
-    assert materialize_learners_batched(
-        instance, resources, learners, (user_responses, merged_responses)
-    ).success
+    resources, _ = golden_learners(instance, golden, tmp_path, (user_responses, merged_responses))
     defs = dg.Definitions(
         assets=[*ASSETS, engagement_training_set, *COHORT_ASSETS], jobs=[cohort_backfill], resources=resources
     )
@@ -111,11 +108,7 @@ def test_the_cohort_backfill_job_requests_one_backfill_of_exactly_the_cohort(ins
 
 
 def test_a_cohort_that_matches_nobody_fails_clearly(instance, golden, tmp_path):
-    resources = resources_for(str(tmp_path / "w"), str(golden / "landing"))
-    materialize_drops(instance, resources, DROPS)
-    assert materialize_learners_batched(
-        instance, resources, expected_learners(golden), (user_responses, merged_responses)
-    ).success
+    resources, _ = golden_learners(instance, golden, tmp_path, (user_responses, merged_responses))
     assert dg.materialize(
         [*ASSETS, engagement_training_set, *COHORT_ASSETS],
         selection=[COHORT_ASSETS[0]],
