@@ -22,10 +22,12 @@ QUERIES = {
         WHERE ($user_id IS NULL OR c.user_id = $user_id) AND ($topic IS NULL OR k.topic = $topic)
         ORDER BY c.started_at, c.conversation_id""",
     "messages": """
-        SELECT * FROM messages
-        WHERE ($user_id IS NULL OR user_id = $user_id)
-          AND ($conversation_id IS NULL OR conversation_id = $conversation_id)
-        ORDER BY conversation_id, position""",
+        SELECT m.*, k.topic FROM messages m
+        LEFT JOIN categories k USING (conversation_id)
+        WHERE ($user_id IS NULL OR m.user_id = $user_id)
+          AND ($conversation_id IS NULL OR m.conversation_id = $conversation_id)
+          AND ($topic IS NULL OR k.topic = $topic)
+        ORDER BY m.conversation_id, m.position""",
     "categories": """
         SELECT * FROM categories WHERE ($topic IS NULL OR topic = $topic) ORDER BY conversation_id""",
     "user_analytics": """
@@ -43,7 +45,7 @@ QUERIES = {
 # Which tables each query reads, and whether they are daily (conversation group) or whole tables.
 SOURCES = {
     "conversations": ("conversations", "categories"),
-    "messages": ("messages",),
+    "messages": ("messages", "categories"),
     "categories": ("categories",),
     "user_analytics": ("user_analytics",),
     "analytics_reports": ("analytics_reports",),

@@ -98,7 +98,11 @@ def test_a_day_of_conversations_pages_and_filters(api, warehouse):
 
 def test_messages_categories_users_and_reports(api):
     day = api[1][0]
-    assert get(api, f"/messages/{day}").json()["total"] > 0
+    messages = get(api, f"/messages/{day}", page_size=50).json()
+    assert messages["total"] > 0
+    topic = messages["rows"][0]["topic"]
+    on_topic = get(api, f"/messages/{day}", topic=topic, page_size=50).json()["rows"]
+    assert on_topic and {row["topic"] for row in on_topic} == {topic}
     assert get(api, f"/categories/{day}").json()["total"] > 0
     assert get(api, "/users").json()["total"] > 0
     weekly = get(api, "/reports", period="weekly").json()["rows"]
