@@ -77,11 +77,11 @@ def create_app(reader: Reader, token: str, max_page_size: int) -> FastAPI:
         page_size: PageSize = 100,
         user_id: Text = None,
         conversation_id: Text = None,
+        topic: Text = None,
     ):
-        """The day's messages; filter by learner or conversation."""
-        return serve(
-            "messages", {"user_id": user_id, "conversation_id": conversation_id}, page, page_size, day
-        )
+        """The day's messages with their conversation's topic; filter by learner, conversation or topic."""
+        params = {"user_id": user_id, "conversation_id": conversation_id, "topic": topic}
+        return serve("messages", params, page, page_size, day)
 
     @app.get("/categories/{day}", dependencies=secured)
     def categories(day: date, page: PageNumber = 1, page_size: PageSize = 100, topic: Text = None):
