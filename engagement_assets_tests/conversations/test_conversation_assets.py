@@ -481,9 +481,8 @@ def test_with_anonymisation_no_raw_id_or_planted_personal_data_is_stored_anywher
     assert all(f"| {kind} |" in counts for kind in ("user_id", "email", "phone", "pattern", "rejected_row"))
 
 
-def test_the_keyed_hash_is_stable_across_runs_and_changes_with_the_key(
-    make_group, nocodb, monkeypatch, tmp_path
-):
+def test_the_keyed_hash_is_stable_across_runs(make_group, nocodb, monkeypatch, tmp_path):
+    # (That another key gives other hashes is the anonymiser's own test.)
     monkeypatch.setenv("ANONYMIZE_SECRET", ANONYMISE_KEY)
     first = make_group(ANONYMIZE="true", ANONYMIZE_SECRET=ANONYMISE_KEY)
     first.build()
@@ -491,12 +490,7 @@ def test_the_keyed_hash_is_stable_across_runs_and_changes_with_the_key(
     shutil.rmtree(tmp_path / "warehouse")
     again = make_group(ANONYMIZE="true", ANONYMIZE_SECRET=ANONYMISE_KEY)
     again.build()
-    assert set(again.table("conversations")["user_id"]) == ids
-    shutil.rmtree(tmp_path / "warehouse")
-    monkeypatch.setenv("ANONYMIZE_SECRET", "another-key-0123456789")
-    other = make_group(ANONYMIZE="true", ANONYMIZE_SECRET="another-key-0123456789")
-    other.build()
-    assert not set(other.table("conversations")["user_id"]) & ids
+    assert set(again.table("conversations")["user_id"]) == ids and all(i.startswith("anon-") for i in ids)
 
 
 def test_configured_id_and_update_fields_are_followed_everywhere(make_group, nocodb):
