@@ -1,6 +1,6 @@
 """What the read API serves, read through DuckDB straight from the Parquet layout (local or S3). Every
-query is fixed text with `?` parameters (a filter left out is NULL and matches everything): nothing from a
-request is ever part of the SQL."""
+query is fixed text with named `$` parameters (a filter left out is NULL and matches everything): nothing
+from a request is ever part of the SQL."""
 
 from __future__ import annotations
 

@@ -11,6 +11,7 @@ from dagster._core.utils import make_new_backfill_id
 from pydantic import Field
 
 from engagement_assets.automation.sensors import DROP_REFRESH
+from engagement_assets.cohorts.assets import learner_profiles
 from engagement_assets.cohorts.profiles import PROFILE_SCHEMA
 from engagement_assets.cohorts.selection import CohortFilter, selected_learners
 from engagement_assets.engagement_pipeline import ASSETS
@@ -57,12 +58,14 @@ def request_cohort_backfill(
     if unknown:
         raise dg.Failure(description=f"not per-learner assets: {unknown}; choose from {PER_LEARNER_ASSETS}")
     store = warehouse.store()
-    profiles = read_parquet(store, [layout.table_file("learner_profiles")], schema=PROFILE_SCHEMA).to_pandas()
+    profiles_key = layout.table_file(learner_profiles.key.path[-1])
+    profiles = read_parquet(store, [profiles_key], schema=PROFILE_SCHEMA).to_pandas()
     cohort = config.cohort()
+    described = cohort.describe()
     registered = set(context.instance.get_dynamic_partitions(users.name))
     learners = [key for key in selected_learners(profiles, cohort) if key in registered]
     if not learners:
-        raise dg.Failure(description=f"no registered learner matches the cohort ({cohort.describe()})")
+        raise dg.Failure(description=f"no registered learner matches the cohort ({described})")
     backfill = PartitionBackfill.from_asset_partitions(
         backfill_id=make_new_backfill_id(),
         # Only the assets' partitions are read from it; the daemon runs the backfill on the deployment's graph.
@@ -70,15 +73,15 @@ def request_cohort_backfill(
         partition_names=learners,
         asset_selection=[dg.AssetKey.from_user_string(name) for name in config.assets],
         backfill_timestamp=time.time(),
-        tags={COHORT_TAG: cohort.describe()[:TAG_LENGTH], "engagement/cohort_learners": str(len(learners))},
+        tags={COHORT_TAG: described[:TAG_LENGTH], "engagement/cohort_learners": str(len(learners))},
         dynamic_partitions_store=context.instance,
         all_partitions=False,
-        title=f"cohort: {cohort.describe()}"[:TAG_LENGTH],
-        description=f"{len(learners)} learner(s) selected from learner_profiles by {cohort.describe()}",
+        title=f"cohort: {described}"[:TAG_LENGTH],
+        description=f"{len(learners)} learner(s) selected from learner_profiles by {described}",
         run_config=None,
     )
     context.instance.add_backfill(backfill)
-    context.log.info(f"backfill {backfill.backfill_id}: {len(learners)} learner(s), {cohort.describe()}")
+    context.log.info(f"backfill {backfill.backfill_id}: {len(learners)} learner(s), {described}")
 
 
 @dg.job(description=__doc__.split("\n\n")[0].replace("\n", " "))

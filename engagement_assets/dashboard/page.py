@@ -11,7 +11,8 @@ from importlib import resources
 import pandas as pd
 from plotly.offline import get_plotlyjs
 
-PHASE_ORDER = ("P1", "P2", "P3", "P4", "S1", "P5", "P6", "P7", "P8", "S2")
+from engagement_assets.features.phases import PHASE_ORDER
+
 PHASE_COLUMNS = (
     "UserId",
     "MilestoneLevel",

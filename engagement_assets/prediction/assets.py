@@ -30,6 +30,8 @@ from engagement_assets.storage import layout
 from engagement_assets.storage.parquet import read_parquet
 
 GROUP = "prediction"
+# Named before their functions: the checks, the risk's dependency and the stored files refer to them.
+MODEL_ASSET, ALERTS_ASSET = "engagement_model", "engagement_alerts"
 BEATS_RECENCY_CHECK = "beats_recency_baseline"
 DELIVERED_CHECK = "alerts_delivered"
 _AUTOMATION = {"group_name": GROUP, "automation_condition": dg.AutomationCondition.eager()}
@@ -89,12 +91,13 @@ def engagement_training_set(phase_level_engagement: pd.DataFrame) -> dg.Material
 
 
 @dg.asset(
+    name=MODEL_ASSET,
     kinds={"scikitlearn", "parquet"},
     metadata=table_metadata(MODEL_SCHEMA),
     check_specs=[
         dg.AssetCheckSpec(
             BEATS_RECENCY_CHECK,
-            asset="engagement_model",
+            asset=MODEL_ASSET,
             description="The model ranks the evaluation split better than days since the previous phase alone.",
         )
     ],
@@ -147,7 +150,7 @@ def _trained_metadata(card: dict) -> dict:
     }
 
 
-@dg.asset(deps=["engagement_model"], kinds={"parquet"}, metadata=table_metadata(RISK_SCHEMA), **_AUTOMATION)
+@dg.asset(deps=[MODEL_ASSET], kinds={"parquet"}, metadata=table_metadata(RISK_SCHEMA), **_AUTOMATION)
 def learner_risk(
     engagement_training_set: pd.DataFrame, prediction: PredictionResource, warehouse: StoreResource
 ) -> dg.MaterializeResult[pd.DataFrame]:
@@ -177,7 +180,7 @@ def learner_risk(
 
 def _stored_model(warehouse: StoreResource):
     store = warehouse.store()
-    key = layout.table_file("engagement_model")
+    key = layout.table_file(MODEL_ASSET)
     try:
         # Read whole (a few rows): the card lives in the file's metadata.
         return loaded(pq.read_table(pa.BufferReader(store.read_bytes(key))))
@@ -186,11 +189,12 @@ def _stored_model(warehouse: StoreResource):
 
 
 @dg.asset(
+    name=ALERTS_ASSET,
     kinds={"slack", "parquet"},
     metadata=table_metadata(alerts.ALERT_SCHEMA),
     check_specs=[
         dg.AssetCheckSpec(
-            DELIVERED_CHECK, asset="engagement_alerts", description="Every alert raised has been delivered."
+            DELIVERED_CHECK, asset=ALERTS_ASSET, description="Every alert raised has been delivered."
         )
     ],
     **_AUTOMATION,
@@ -238,7 +242,7 @@ def engagement_alerts(
 
 
 def _stored_ledger(store) -> pd.DataFrame:
-    key = layout.table_file("engagement_alerts")
+    key = layout.table_file(ALERTS_ASSET)
     if not store.exists(key):
         return alerts.empty_ledger()
     return read_parquet(store, [key], schema=alerts.ALERT_SCHEMA).to_pandas()

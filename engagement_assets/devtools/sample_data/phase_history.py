@@ -8,9 +8,9 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from engagement_assets.features.phases import FEATURE_COLUMNS
+from engagement_assets.features.phases import FEATURE_COLUMNS, PHASE_ORDER
 
-PHASES = ("P1", "P2", "P3", "P4", "S1", "P5", "P6", "P7", "P8", "S2")
+PHASES = tuple(PHASE_ORDER)
 START = pd.Timestamp("2025-01-06")
 BASE_STOP_LOG_ODDS = -2.4
 
