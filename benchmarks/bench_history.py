@@ -67,8 +67,8 @@ def clean_one_drop(root: Path, learners: int) -> list[pa.Table]:
     generate_landing(root / "landing", learners=learners, seed=5, audio=False, files=1)
     (drop,) = (root / "landing" / "telemetry").iterdir()
     with open(drop, "rb") as stream:
-        parts, _, _ = clean_drop(stream, drop.name, root / "work")
-    return [pq.read_table(path) for path in parts.files]
+        cleaned = clean_drop(stream, drop.name, root / "work")
+    return [pq.read_table(path) for path in cleaned.parts.files]
 
 
 def store_days(store: LocalStore, root: Path, cleaned: list[pa.Table], days: range, scenario: str) -> None:

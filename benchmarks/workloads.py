@@ -78,10 +78,10 @@ def stage1_ours(args: argparse.Namespace) -> dict:
             import cProfile
 
             profiler = cProfile.Profile()
-            parts, report, _ = profiler.runcall(clean)
+            parts, report, _, _ = profiler.runcall(clean)
             profiler.dump_stats(args.profile)
         else:
-            parts, report, _ = clean()
+            parts, report, _, _ = clean()
     seconds = time.perf_counter() - started
     return {
         "seconds": seconds,

@@ -30,14 +30,14 @@ ASSETS = [
 ]
 # The per-learner stages that are CPU work: ENGAGEMENT_LEARNERS_PER_RUN learners a run. The network stages
 # (recordings, analysis) carry their own smaller batch.
-CPU_STAGES = {user_responses.key, merged_responses.key, phase_features.key}
+CPU_STAGES = (user_responses, merged_responses, phase_features)
 
 
 def build_engagement_definitions(settings: Settings) -> dg.Definitions:
     batches = learner_batches(settings.learners_per_run)
     return dg.Definitions(
         assets=[
-            asset.with_attributes(backfill_policy=batches) if asset.key in CPU_STAGES else asset
+            asset.with_attributes(backfill_policy=batches) if asset in CPU_STAGES else asset
             for asset in ASSETS
         ],
         sensors=build_sensors(settings),

@@ -18,7 +18,7 @@ from engagement_assets.automation.dead_runs import fail_dead_runs
 from engagement_assets.automation.partition_order import PartitionOrder, confirmed, partition_order
 from engagement_assets.automation.watch import change_key, looks_back_to, newer_files
 from engagement_assets.features.assets import phase_features, phase_level_engagement
-from engagement_assets.ingestion.assets import cleaned_telemetry
+from engagement_assets.ingestion.assets import CLEANED, cleaned_telemetry
 from engagement_assets.matching.assets import merged_responses
 from engagement_assets.platform.partitions import (
     NETWORK_LEARNERS_PER_RUN,
@@ -93,7 +93,7 @@ def register_new_drops(context: dg.SensorEvaluationContext, landing: StoreResour
             dg.RunRequest(
                 partition_key=files[stored],
                 run_key=change_key(stored),
-                asset_selection=[cleaned_telemetry.key],
+                asset_selection=list(cleaned_telemetry.keys),
             )
             for stored in fresh
         ],
@@ -114,7 +114,7 @@ def refresh_learners_of_drops(
     tick from a cleaned drop to its learners' features, a few runs however many learners it touches."""
     state = RefreshState.parse(context.cursor)
     records = context.instance.fetch_materializations(
-        dg.AssetKey("cleaned_telemetry"), limit=DROP_EVENTS_PER_TICK, cursor=state.seen, ascending=True
+        CLEANED, limit=DROP_EVENTS_PER_TICK, cursor=state.seen, ascending=True
     )
     if not records.records and not state.waiting:
         return dg.SensorResult(cursor=context.cursor, skip_reason="no drop cleaned since the last refresh")
@@ -212,7 +212,7 @@ def _more_drops_coming(instance: dg.DagsterInstance, first_cleaned_at: float) ->
     than HOLD_FOR_MORE_DROPS_SECONDS, so a long stage-1 run does not hold back the drops cleaned before it."""
     if time.time() - first_cleaned_at > HOLD_FOR_MORE_DROPS_SECONDS:
         return False
-    return bool(_runs_in_flight(instance, {cleaned_telemetry.key}))
+    return bool(_runs_in_flight(instance, {CLEANED}))
 
 
 def _runs_in_flight(instance: dg.DagsterInstance, assets: set[dg.AssetKey]) -> list[dg.DagsterRun]:
@@ -372,7 +372,7 @@ def _sensor(name: str, tick, targets: list[dg.AssetsDefinition], interval: int, 
 
     @dg.sensor(
         name=name,
-        target=[asset.key for asset in targets],
+        target=[key for asset in targets for key in asset.keys],
         minimum_interval_seconds=interval,
         default_status=_RUNNING,
         description=description,

@@ -8,18 +8,30 @@ from pydantic import Field
 from engagement_assets.cohorts.compare import COMPARISON_SCHEMA, NOT_ENOUGH, compare, learner_measures
 from engagement_assets.cohorts.profiles import COHORT_ATTRIBUTES, PROFILE_SCHEMA
 from engagement_assets.cohorts.profiles import learner_profiles as profiles_of
-from engagement_assets.ingestion.events import RESPONSE_SCHEMA
+from engagement_assets.ingestion.assets import ATTRIBUTES
+from engagement_assets.ingestion.events import LEARNER_ATTRIBUTES_SCHEMA, RESPONSE_SCHEMA
 from engagement_assets.matching.matching import MERGED_SCHEMA
 from engagement_assets.platform.metadata import counts_table, preview, table_metadata
 from engagement_assets.platform.resources import StoreResource
 
 GROUP = "cohorts"
 TABLE = dg.AssetKey("phase_level_engagement")
-PER_LEARNER = (dg.AssetKey("user_responses"), dg.AssetKey("merged_responses"))
+# Read whole, whatever their partitions: every learner's answers and every drop's learner attributes.
+PROFILE_SOURCES = {
+    "responses": (dg.AssetKey("user_responses"), RESPONSE_SCHEMA),
+    "merged": (dg.AssetKey("merged_responses"), MERGED_SCHEMA),
+    "attributes": (ATTRIBUTES, LEARNER_ATTRIBUTES_SCHEMA),
+}
 
 
 @dg.asset(
-    deps=[TABLE, *(dg.AssetDep(key, partition_mapping=dg.AllPartitionMapping()) for key in PER_LEARNER)],
+    deps=[
+        TABLE,
+        *(
+            dg.AssetDep(key, partition_mapping=dg.AllPartitionMapping())
+            for key, _ in PROFILE_SOURCES.values()
+        ),
+    ],
     group_name=GROUP,
     kinds={"duckdb", "parquet"},
     metadata=table_metadata(PROFILE_SCHEMA),
@@ -28,9 +40,11 @@ PER_LEARNER = (dg.AssetKey("user_responses"), dg.AssetKey("merged_responses"))
 )
 def learner_profiles(warehouse: StoreResource) -> dg.MaterializeResult[pd.DataFrame]:
     """One row per learner: first and last seen, the week they started, answers, sessions and active days,
-    the milestone levels they reached and their latest, which build family identified them (id source), and
-    how many of their answers matched a lesson row. Cohorts are filters on these attributes."""
-    profiles = profiles_of(warehouse.store(), RESPONSE_SCHEMA, MERGED_SCHEMA)
+    the milestone levels they reached and their latest, which build family identified them (id source), how
+    many of their answers matched a lesson row, and what the telemetry says of them: language, school, UDISE
+    code, class, app build, and whether their device is shared. Cohorts are filters on these attributes."""
+    sources = {name: (key.path[-1], schema) for name, (key, schema) in PROFILE_SOURCES.items()}
+    profiles = profiles_of(warehouse.store(), sources)
     return dg.MaterializeResult(
         value=profiles,
         metadata={

@@ -8,16 +8,17 @@ import dagster as dg
 from dagster._core.definitions.assets.graph.asset_graph import AssetGraph
 from dagster._core.execution.backfill import PartitionBackfill
 from dagster._core.utils import make_new_backfill_id
-from pydantic import Field
+from pydantic import Field, create_model
 
 from engagement_assets.automation.sensors import DROP_REFRESH
 from engagement_assets.cohorts.assets import learner_profiles
-from engagement_assets.cohorts.profiles import PROFILE_SCHEMA
-from engagement_assets.cohorts.selection import CohortFilter, selected_learners
+from engagement_assets.cohorts.profiles import COHORT_ATTRIBUTES, PROFILE_SCHEMA
+from engagement_assets.cohorts.selection import RANGE_CONDITIONS, CohortFilter, selected_learners
 from engagement_assets.engagement_pipeline import ASSETS
 from engagement_assets.platform.partitions import users
 from engagement_assets.platform.resources import StoreResource
 from engagement_assets.storage import layout
+from engagement_assets.storage.columns import meaning_of
 from engagement_assets.storage.parquet import read_parquet
 
 COHORT_TAG = "engagement/cohort"
@@ -29,13 +30,8 @@ ENGAGEMENT_GRAPH = AssetGraph.from_assets(
 )
 
 
-class CohortBackfillConfig(dg.Config):
+class _CohortBackfillBase(dg.Config):
     milestone_level_reached: str | None = Field(default=None, description="e.g. m2: learners who reached it")
-    latest_milestone_level: str | None = Field(default=None, description="learners whose latest level it is")
-    start_week: str | None = Field(default=None, description="ISO week of the first answer, e.g. 2025-W23")
-    id_source: str | None = Field(
-        default=None, description="virtualId, buddy, jwt, User or uid (the build family)"
-    )
     first_seen_from: str | None = Field(
         default=None, description="first answer on or after this date (YYYY-MM-DD)"
     )
@@ -46,7 +42,19 @@ class CohortBackfillConfig(dg.Config):
     )
 
     def cohort(self) -> CohortFilter:
-        return CohortFilter(**{name: getattr(self, name) for name in CohortFilter.__dataclass_fields__})
+        conditions = {name: getattr(self, name) for name in (*COHORT_ATTRIBUTES, *RANGE_CONDITIONS)}
+        return CohortFilter(learner_ids=self.learner_ids, **conditions)
+
+
+# One launchpad field per profile attribute, described as the profile's column is.
+CohortBackfillConfig = create_model(
+    "CohortBackfillConfig",
+    __base__=_CohortBackfillBase,
+    **{
+        name: (str | None, Field(default=None, description=meaning_of(PROFILE_SCHEMA.field(name))))
+        for name in COHORT_ATTRIBUTES
+    },
+)
 
 
 @dg.op

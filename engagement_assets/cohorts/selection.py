@@ -4,26 +4,41 @@ matches everyone), or a pasted list of learner ids, or both."""
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 
 import pandas as pd
 
+from engagement_assets.cohorts.profiles import COHORT_ATTRIBUTES
 from engagement_assets.storage.keys import key_of
 
+# Conditions beyond "this attribute has this value", in the order a description names them.
+RANGE_CONDITIONS = ("milestone_level_reached", "first_seen_from", "first_seen_until")
 
-@dataclass(frozen=True)
+
 class CohortFilter:
-    milestone_level_reached: str | None = None
-    latest_milestone_level: str | None = None
-    start_week: str | None = None
-    id_source: str | None = None
-    first_seen_from: str | None = None  # a date, inclusive
-    first_seen_until: str | None = None  # a date, inclusive
-    learner_ids: str | None = None  # pasted: separated by commas, spaces or new lines
+    """Learners whose profile has each given value of COHORT_ATTRIBUTES, who reached a milestone level,
+    whose first answer falls in a window of dates (inclusive), and (when pasted) whose id is listed."""
+
+    def __init__(
+        self,
+        *,
+        milestone_level_reached: str | None = None,
+        first_seen_from: str | None = None,
+        first_seen_until: str | None = None,
+        learner_ids: str | None = None,
+        **attributes: str | None,
+    ):
+        unknown = sorted(set(attributes) - set(COHORT_ATTRIBUTES))
+        if unknown:
+            raise ValueError(f"not profile attributes: {unknown}; choose from {list(COHORT_ATTRIBUTES)}")
+        self.attributes = {name: value for name, value in attributes.items() if value}
+        self.milestone_level_reached = milestone_level_reached
+        self.first_seen_from, self.first_seen_until = first_seen_from, first_seen_until
+        self.learner_ids = learner_ids  # pasted: separated by commas, spaces or new lines
 
     def describe(self) -> str:
         """The filter in one line (the backfill's tag and title)."""
-        parts = [f"{name}={value}" for name, value in vars(self).items() if value and name != "learner_ids"]
+        conditions = {**self.attributes, **{name: getattr(self, name) for name in RANGE_CONDITIONS}}
+        parts = [f"{name}={value}" for name, value in conditions.items() if value]
         if self.learner_ids:
             parts.append(f"learner_ids=[{len(pasted_ids(self.learner_ids))} pasted]")
         return ", ".join(parts) or "all learners"
@@ -36,10 +51,8 @@ def pasted_ids(text: str) -> list[str]:
 def selected_learners(profiles: pd.DataFrame, cohort: CohortFilter) -> list[str]:
     """The `users` partition keys of the learners the filter selects, in key order."""
     chosen = pd.Series(True, index=profiles.index)
-    for column in ("latest_milestone_level", "start_week", "id_source"):
-        value = getattr(cohort, column)
-        if value:
-            chosen &= profiles[column] == value
+    for column, value in cohort.attributes.items():
+        chosen &= profiles[column] == value
     if cohort.milestone_level_reached:
         reached = profiles["milestone_levels"].fillna("").str.split(",")
         chosen &= reached.map(lambda levels: cohort.milestone_level_reached in levels)

@@ -5,7 +5,7 @@
   const DATA = JSON.parse(document.getElementById("dashboard-data").textContent);
   const PHASES = DATA.phase_order;
   const profiles = Object.fromEntries(DATA.profiles.map((p) => [p.UserId, p]));
-  const FILTERS = ["MilestoneLevel", "week", "start_week", "id_source"];
+  const FILTERS = DATA.filters;
 
   // A phase with no analysed clip has no dominant emotion or state: say why, as far as the phase tells.
   function unknownCause(row) {

@@ -1,6 +1,7 @@
 """The analyst's dashboard: one self-contained HTML file (Plotly inlined, the data embedded), which works
 offline and is opened from the asset page. The charts are computed in the page from the embedded rows, so
-its filters (milestone level, week, the week learners started, id source) need no server."""
+its filters (milestone level, week, and the learners' profile attributes: start week, language, school,
+UDISE code, class, app build, shared device, id source) need no server."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from importlib import resources
 import pandas as pd
 from plotly.offline import get_plotlyjs
 
+from engagement_assets.cohorts.profiles import COHORT_ATTRIBUTES
 from engagement_assets.features.phases import PHASE_ORDER
 
 PHASE_COLUMNS = (
@@ -24,7 +26,9 @@ PHASE_COLUMNS = (
     "engagement_state",
     "audio_quality",
 )
-PROFILE_COLUMNS = ("UserId", "start_week", "id_source")
+# Each phase row has its own milestone level: the learners' latest is not a filter of their phases.
+PROFILE_FILTERS = tuple(name for name in COHORT_ATTRIBUTES if name != "latest_milestone_level")
+PROFILE_COLUMNS = ("UserId", *PROFILE_FILTERS)
 RISK_COLUMNS = (
     "UserId",
     "band",
@@ -50,8 +54,7 @@ COMPARISON_COLUMNS = (
 FILTERS = {
     "MilestoneLevel": "milestone level",
     "week": "week the phase ended",
-    "start_week": "week the learner started",
-    "id_source": "id source (app build family)",
+    **{name: name.replace("_", " ") for name in PROFILE_FILTERS},
 }
 RISK_SHOWN = 200
 
@@ -66,6 +69,7 @@ def dashboard_html(
     rows = phases[list(PHASE_COLUMNS)].assign(week=_weeks(phases["end_time"]))
     data = {
         "phase_order": list(PHASE_ORDER),
+        "filters": list(FILTERS),
         "phases": _records(rows),
         "profiles": _records(profiles[list(PROFILE_COLUMNS)]),
         "risk": _records(_at_risk(risk)),
@@ -100,7 +104,7 @@ def _weeks(times: pd.Series) -> pd.Series:
 
 def _profile_values(rows: pd.DataFrame, profiles: pd.DataFrame) -> dict:
     shown = profiles[profiles["UserId"].isin(rows["UserId"])]
-    return {name: shown[name] for name in ("start_week", "id_source")}
+    return {name: shown[name] for name in PROFILE_FILTERS}
 
 
 def _at_risk(risk: pd.DataFrame) -> pd.DataFrame:

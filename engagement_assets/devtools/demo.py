@@ -23,7 +23,7 @@ from engagement_assets.devtools.runs import QUIET, materialize_partition, materi
 from engagement_assets.devtools.sample_data import generate_landing
 from engagement_assets.engagement_pipeline import ASSETS
 from engagement_assets.features.assets import phase_level_engagement
-from engagement_assets.ingestion.assets import cleaned_telemetry, landed_drops
+from engagement_assets.ingestion.assets import CLEANED, cleaned_telemetry, landed_drops
 from engagement_assets.platform.partitions import register_partitions, telemetry_drops, users
 from engagement_assets.platform.resources import build_resources
 from engagement_assets.prediction.assets import PREDICTION_ASSETS, prediction_resource
@@ -157,7 +157,7 @@ class Story:
     scored: int = 0
 
     def cleaned(self, result) -> None:
-        for metadata in _metadata(result, cleaned_telemetry.key):
+        for metadata in _metadata(result, CLEANED):
             self.records += metadata["records"]
             self.kept += metadata["dagster/row_count"]
             self.quarantined += metadata.get("quarantined", 0)

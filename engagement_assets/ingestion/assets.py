@@ -15,14 +15,13 @@ from engagement_assets.ingestion.cleaning import (
     clean_drop,
     default_workers,
 )
-from engagement_assets.ingestion.events import RESPONSE_SCHEMA
+from engagement_assets.ingestion.events import LEARNER_ATTRIBUTES_SCHEMA, RESPONSE_SCHEMA
 from engagement_assets.ingestion.records import NotJsonError
 from engagement_assets.platform.metadata import counts_table, table_metadata
 from engagement_assets.platform.partitions import telemetry_drops
 from engagement_assets.platform.progress import Progress
 from engagement_assets.platform.resources import StoreResource
 from engagement_assets.storage import layout
-from engagement_assets.storage.parquet import ParquetParts
 
 telemetry_drop = dg.AssetSpec(
     "telemetry_drop",
@@ -57,22 +56,43 @@ class CleaningConfig(dg.Config):
     )
 
 
-@dg.asset(
+CLEANED, ATTRIBUTES = dg.AssetKey("cleaned_telemetry"), dg.AssetKey("learner_attributes")
+
+
+@dg.multi_asset(
     partitions_def=telemetry_drops,
     deps=[telemetry_drop],
     group_name="ingestion",
-    kinds={"parquet"},
-    metadata=table_metadata(RESPONSE_SCHEMA),
+    outs={
+        CLEANED.path[-1]: dg.AssetOut(
+            kinds={"parquet"},
+            metadata=table_metadata(RESPONSE_SCHEMA),
+            description=(
+                "Every scorable English spoken answer (RESPONSE/SPEAK event) in one telemetry drop, one row "
+                "per response with its learner, expected sentence, recognised text, accuracy and recording "
+                "key, deduplicated within the drop. Stored as one Parquet part per input chunk; malformed "
+                "records go to a quarantine file."
+            ),
+        ),
+        ATTRIBUTES.path[-1]: dg.AssetOut(
+            kinds={"parquet"},
+            metadata=table_metadata(LEARNER_ATTRIBUTES_SCHEMA),
+            description=(
+                "What one drop's telemetry says about each learner beside their kept answers: device, app "
+                "build, school, UDISE code and class, one row per combination seen, with when. "
+                "`learner_profiles` reads every drop's rows for cohorts (a device used by several learners "
+                "is a shared device)."
+            ),
+        ),
+    },
 )
 def cleaned_telemetry(
     context: dg.AssetExecutionContext,
     config: CleaningConfig,
     landing: StoreResource,
     warehouse: StoreResource,
-) -> dg.Output[ParquetParts]:
-    """Every scorable English spoken answer (RESPONSE/SPEAK event) in one telemetry drop, one row per
-    response with its learner, expected sentence, recognised text, accuracy and recording key, deduplicated
-    within the drop. Stored as one Parquet part per input chunk; malformed records go to a quarantine file."""
+):
+    """Stage 1: one pass over a landed drop gives its cleaned responses and its learners' attributes."""
     drop = context.partition_key
     source, source_key = landing.store(), layout.telemetry_key(drop)
     workdir = Path(tempfile.mkdtemp(prefix="cleaned-telemetry-"))
@@ -81,7 +101,7 @@ def cleaned_telemetry(
         size = _size_of(source, source_key)
         with source.open_read(source_key) as stream:
             workers = config.workers or default_workers(size)
-            parts, report, quarantine_file = clean_drop(
+            parts, report, quarantine_file, attributes = clean_drop(
                 stream,
                 drop,
                 workdir,
@@ -124,7 +144,26 @@ def cleaned_telemetry(
             f"{drop}: the quarantine file reached its cap (max_quarantine_megabytes); "
             f"{report.quarantine_not_stored} more malformed records are counted but not stored"
         )
-    return dg.Output(parts, metadata=metadata)
+    yield dg.Output(parts, CLEANED.path[-1], metadata=metadata)
+    yield dg.Output(attributes, ATTRIBUTES.path[-1], metadata=attributes_metadata(attributes))
+
+
+def attributes_metadata(attributes) -> dict:
+    """What the drop says about its learners, in numbers (this drop only: the partition it describes)."""
+    frame = attributes.to_pandas()
+    per_device = frame.dropna(subset=["device_id"]).groupby("device_id")["user_id"].nunique()
+    builds = (frame["app_id"].fillna("unknown") + " " + frame["app_version"].fillna("")).str.strip()
+    return {
+        "learners": int(frame["user_id"].nunique()),
+        "rows": len(frame),
+        "devices": len(per_device),
+        "shared_devices": int((per_device > 1).sum()),
+        "learners_with_school": int(frame.dropna(subset=["school_name"])["user_id"].nunique()),
+        "learners_with_udise_code": int(frame.dropna(subset=["udise_code"])["user_id"].nunique()),
+        "learners_by_app_build": counts_table(
+            frame.assign(build=builds).groupby("build")["user_id"].nunique().to_dict(), "app build"
+        ),
+    }
 
 
 def landed_drops(store) -> list[str]:

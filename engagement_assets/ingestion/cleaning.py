@@ -19,7 +19,7 @@ from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, NamedTuple
 
 import duckdb
 import orjson
@@ -28,7 +28,7 @@ import pyarrow.parquet as pq
 
 from engagement_assets.ingestion import tokens
 from engagement_assets.ingestion.events import DUPLICATE, RESPONSE_SCHEMA
-from engagement_assets.ingestion.parsing import RowsResult, rows_of, rows_of_segment
+from engagement_assets.ingestion.parsing import RowsResult, merge_attributes, rows_of, rows_of_segment
 from engagement_assets.ingestion.records import SEGMENT_BYTES, Malformed, Segment, iter_segments
 from engagement_assets.storage.parquet import ParquetParts
 
@@ -39,6 +39,8 @@ MAX_WORKERS = 2
 STREAMED_BATCH = 10_000
 # Small row groups let a one-learner read skip most of a part using the user_id min/max statistics.
 ROW_GROUP_SIZE = 8_192
+# Learner attributes are merged every this many results, so a drop's stay one table per learner's combination.
+ATTRIBUTE_BATCHES_KEPT = 64
 
 
 _EARLIEST_FIRST = "created_at NULLS LAST"
@@ -65,6 +67,14 @@ class CleaningReport:
 DEFAULT_QUARANTINE_BYTES = 64 * 1024 * 1024
 
 
+class CleanedDrop(NamedTuple):
+    parts: ParquetParts
+    report: CleaningReport
+    quarantine: Path
+    # LEARNER_ATTRIBUTES_SCHEMA: what the drop's telemetry says about each learner
+    attributes: pa.Table
+
+
 def clean_drop(
     stream: BinaryIO,
     name: str,
@@ -74,9 +84,9 @@ def clean_drop(
     segment_bytes: int = SEGMENT_BYTES,
     max_quarantine_bytes: int = DEFAULT_QUARANTINE_BYTES,
     progress: Callable[[int, int], None] | None = None,
-) -> tuple[ParquetParts, CleaningReport, Path]:
-    """Clean one drop into Parquet parts under `workdir`; returns the parts, the report and the quarantine
-    file. With `workers` > 1, segments of the export are parsed in that many processes (results are used
+) -> CleanedDrop:
+    """Clean one drop into Parquet parts under `workdir`; returns the parts, the report, the quarantine
+    file and the learners' attributes. With `workers` > 1, segments of the export are parsed in that many processes (results are used
     in file order, so the output is the same). The quarantine file holds at most `max_quarantine_bytes`;
     past that, malformed records are still counted by reason, and counted as not stored. `progress` is
     told the records read and the position in `stream` after each batch of them."""
@@ -104,7 +114,7 @@ def clean_drop(
         ).fetchone()
     report.chunks = len(parts.files)
     parts.rows = report.kept
-    return parts, report, quarantine_path
+    return CleanedDrop(parts, report, quarantine_path, chunks.learner_attributes())
 
 
 def _position(stream: BinaryIO) -> int:
@@ -161,7 +171,7 @@ def _pool(workers: int):
 
 class _ChunkWriter:
     """Turns the kept rows of each input chunk (`chunk_size` records) into a deduplicated, learner-sorted
-    Parquet part. A part is written by a background thread (DuckDB releases the GIL) while the next chunk
+    Parquet part, and keeps the learner attributes of every result. A part is written by a background thread (DuckDB releases the GIL) while the next chunk
     is parsed, so the parser workers are not left waiting for the write; one write at a time."""
 
     def __init__(self, con, parts: ParquetParts, report: CleaningReport, chunk_size: int, quarantine):
@@ -170,6 +180,7 @@ class _ChunkWriter:
         self._batches: list[pa.Table] = []
         self._writer = ThreadPoolExecutor(1, thread_name_prefix="clean-drop-part")
         self._writing: Future | None = None
+        self._attributes: list[pa.Table] = []
 
     def absorb(self, result: RowsResult) -> None:
         start = self.report.records
@@ -187,9 +198,18 @@ class _ChunkWriter:
                 break
             self.flush()
             boundary += self.chunk_size
+        self._attributes.append(result.attributes)
+        if len(self._attributes) >= ATTRIBUTE_BATCHES_KEPT:
+            self._attributes = [merge_attributes(self._attributes)]
         self.report.records += result.records
         self.report.events += result.events
         self.report.dropped.update(result.dropped)
+
+    def learner_attributes(self) -> pa.Table:
+        """Every learner's combinations of attributes over the drop so far, in learner order."""
+        return merge_attributes(self._attributes).sort_by(
+            [(name, "ascending") for name in ("user_id", "first_seen")]
+        )
 
     def __enter__(self) -> _ChunkWriter:
         return self

@@ -36,8 +36,30 @@ RESPONSE_SCHEMA = pa.schema(
         column("created_at", pa.timestamp("ms"), "when the server stored the response (UTC)"),
     ]
 )
-# classify() builds each row as a tuple in this order.
+# What the telemetry says about the learner beside each kept response: not part of the response row (whose
+# columns the contract fixes), aggregated per learner into the drop's `learner_attributes`.
+ATTRIBUTE_FIELDS = (
+    column(
+        "device_id", pa.string(), "the device fingerprint (context.did); shared when several learners use it"
+    ),
+    column("app_id", pa.string(), "the app (context.pdata.id), e.g. all.ll.app"),
+    column("app_version", pa.string(), "the app build's version (context.pdata.ver)"),
+    column("school_name", pa.string(), "the school (cdata school_name), where the app knows it"),
+    column("udise_code", pa.string(), "the school's UDISE code (cdata udise_code), where the app knows it"),
+    column("class_studying_id", pa.string(), "the learner's class (cdata class_studying_id), where known"),
+)
+# One row per learner and combination of attributes in a drop, with when it was seen.
+LEARNER_ATTRIBUTES_SCHEMA = pa.schema(
+    [
+        RESPONSE_SCHEMA.field("user_id"),
+        *ATTRIBUTE_FIELDS,
+        column("first_seen", pa.timestamp("ms"), "the first response with these attributes (created_at)"),
+        column("last_seen", pa.timestamp("ms"), "the latest response with these attributes (created_at)"),
+    ]
+)
+# classify() builds each row as a tuple in this order, followed by the row's raw attributes.
 RESPONSE_COLUMNS = tuple(RESPONSE_SCHEMA.names)
+ATTRIBUTE_COLUMNS = tuple(field.name for field in ATTRIBUTE_FIELDS)
 # What identifies a response in every later table.
 RESPONSE_KEY = (RESPONSE_SCHEMA.field("event_mid"), RESPONSE_SCHEMA.field("event_ets"))
 
@@ -76,9 +98,10 @@ def events_of(record: dict) -> list:
 
 
 def classify(record: dict, event: dict) -> tuple | str:
-    """Keep `event` (carried by storage row `record`) as a response row (a tuple in RESPONSE_COLUMNS
-    order), or return the reason it is dropped. This runs once per event of every drop: the helpers'
-    common cases are inlined (plain strings, dicts), the rest goes through them."""
+    """Keep `event` (carried by storage row `record`) as a response row (a tuple in RESPONSE_COLUMNS order,
+    then one more item: the learner's attributes as sent, for `clean_attributes`), or return the reason it
+    is dropped. This runs once per event of every drop: the helpers' common cases are inlined (plain
+    strings, dicts), the rest goes through them; attributes are cleaned once per distinct combination."""
     if event.get("eid") != "RESPONSE":
         return NOT_RESPONSE
     edata = event.get("edata")
@@ -115,6 +138,9 @@ def classify(record: dict, event: dict) -> tuple | str:
         values.get("response_text"),
     )
     target = edata.get("target")
+    pdata = context.get("pdata")
+    if type(pdata) is not dict:
+        pdata = _EMPTY
     return (
         (mid.strip() or None) if type(mid) is str else _identifier(mid),
         epoch_ms(ets),
@@ -127,7 +153,20 @@ def classify(record: dict, event: dict) -> tuple | str:
         accuracy,
         target if isinstance(target, str) and target else None,
         created_at_ms(record, event),
+        (
+            _hashable(context.get("did")),
+            _hashable(pdata.get("id")),
+            _hashable(pdata.get("ver")),
+            _hashable(cdata.get("school_name")),
+            _hashable(cdata.get("udise_code")),
+            _hashable(cdata.get("class_studying_id")),
+        ),
     )
+
+
+def clean_attributes(raw: tuple) -> tuple:
+    """A row's attributes (ATTRIBUTE_COLUMNS order) as identifiers; a token is a credential, never stored."""
+    return tuple(_attribute(value) for value in raw)
 
 
 def first_values(values) -> dict:
@@ -211,6 +250,16 @@ def _text(value) -> str | None:
 def _usable(text: str | None) -> bool:
     """A learner id: present, not "anonymous", and not a token (a credential must never be stored)."""
     return text is not None and text.lower() != _ANONYMOUS and not tokens.is_token(text)
+
+
+def _attribute(value) -> str | None:
+    text = _identifier(value)
+    return None if text is None or tokens.is_token(text) else text
+
+
+def _hashable(value):
+    """A value as sent when it can key a dict (the common case: a string or absent), else as text."""
+    return value if value is None or type(value) is str else _identifier(value)
 
 
 def _identifier(value) -> str | None:

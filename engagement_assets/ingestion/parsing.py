@@ -13,10 +13,13 @@ import orjson
 import pyarrow as pa
 
 from engagement_assets.ingestion.events import (
+    ATTRIBUTE_COLUMNS,
+    LEARNER_ATTRIBUTES_SCHEMA,
     RESPONSE_COLUMNS,
     RESPONSE_SCHEMA,
     MalformedEvent,
     classify,
+    clean_attributes,
     events_of,
 )
 from engagement_assets.ingestion.records import Malformed, Segment, segment_records
@@ -24,9 +27,10 @@ from engagement_assets.ingestion.records import Malformed, Segment, segment_reco
 
 @dataclass
 class RowsResult:
-    """The rows and counts of a run of consecutive records."""
+    """The rows, their learners' attributes and the counts of a run of consecutive records."""
 
     table: pa.Table = field(default_factory=RESPONSE_SCHEMA.empty_table)
+    attributes: pa.Table = field(default_factory=LEARNER_ATTRIBUTES_SCHEMA.empty_table)
     row_records: list[int] = field(
         default_factory=list
     )  # which record (0-based, in this run) each row came from
@@ -69,16 +73,55 @@ def rows_of(items: Iterable[dict | Malformed]) -> RowsResult:
                 dropped[outcome] = dropped.get(outcome, 0) + 1
     result.records, result.events = records, events_seen
     result.dropped.update(dropped)
-    result.table = rows_to_table(rows)
+    # Each row is the response's columns, then its raw attributes.
+    columns = list(zip(*rows, strict=True)) if rows else [[] for _ in range(len(RESPONSE_COLUMNS) + 1)]
+    result.table = pa.table(
+        [
+            pa.array(values, type=column.type)
+            for values, column in zip(columns[:-1], RESPONSE_SCHEMA, strict=True)
+        ],
+        schema=RESPONSE_SCHEMA,
+    )
+    result.attributes = attributes_table(
+        columns[RESPONSE_COLUMNS.index("user_id")], columns[RESPONSE_COLUMNS.index("created_at")], columns[-1]
+    )
     return result
 
 
-def rows_to_table(rows: list[tuple]) -> pa.Table:
-    columns = list(zip(*rows, strict=True)) if rows else [[] for _ in RESPONSE_COLUMNS]
+def attributes_table(users, created, attributes) -> pa.Table:
+    """Each learner's distinct combinations of attributes, with the first and last time each was seen."""
+    spans: dict[tuple, tuple] = {}
+    for key, at in zip(zip(users, attributes, strict=True), created, strict=True):
+        span = spans.get(key)
+        if span is None:
+            spans[key] = (at, at)
+        elif at is not None:
+            first, last = span
+            spans[key] = (
+                at if first is None or at < first else first,
+                at if last is None or at > last else last,
+            )
+    rows = [(user, *clean_attributes(raw), *span) for (user, raw), span in spans.items()]
+    columns = list(zip(*rows, strict=True)) if rows else [[] for _ in LEARNER_ATTRIBUTES_SCHEMA]
     return pa.table(
-        [pa.array(values, type=column.type) for values, column in zip(columns, RESPONSE_SCHEMA, strict=True)],
-        schema=RESPONSE_SCHEMA,
+        [
+            pa.array(values, type=column.type)
+            for values, column in zip(columns, LEARNER_ATTRIBUTES_SCHEMA, strict=True)
+        ],
+        schema=LEARNER_ATTRIBUTES_SCHEMA,
     )
+
+
+def merge_attributes(tables: list[pa.Table]) -> pa.Table:
+    """attributes_table()s of several runs as one: each combination once, with its overall first and last
+    time. Duplicate responses need no care: a combination's first and last times are the same either way."""
+    keys = ["user_id", *ATTRIBUTE_COLUMNS]
+    merged = (
+        pa.concat_tables([LEARNER_ATTRIBUTES_SCHEMA.empty_table(), *tables])
+        .group_by(keys, use_threads=False)
+        .aggregate([("first_seen", "min"), ("last_seen", "max")])
+    )
+    return merged.rename_columns([*keys, "first_seen", "last_seen"]).select(LEARNER_ATTRIBUTES_SCHEMA.names)
 
 
 def rows_of_segment(segment: Segment) -> RowsResult:

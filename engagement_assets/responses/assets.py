@@ -2,7 +2,7 @@
 
 import dagster as dg
 
-from engagement_assets.ingestion.assets import cleaned_telemetry
+from engagement_assets.ingestion.assets import CLEANED
 from engagement_assets.ingestion.events import RESPONSE_SCHEMA
 from engagement_assets.platform.metadata import batch_metadata, counts_table, table_metadata
 from engagement_assets.platform.partitions import default_learner_batches, learners_of, users
@@ -13,7 +13,7 @@ from engagement_assets.responses.extract import extract_learner_responses
 @dg.asset(
     partitions_def=users,
     backfill_policy=default_learner_batches,
-    deps=[dg.AssetDep(cleaned_telemetry, partition_mapping=dg.AllPartitionMapping())],
+    deps=[dg.AssetDep(CLEANED, partition_mapping=dg.AllPartitionMapping())],
     group_name="learners",
     kinds={"parquet"},
     metadata=table_metadata(RESPONSE_SCHEMA),

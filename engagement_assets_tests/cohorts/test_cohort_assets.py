@@ -11,6 +11,7 @@ from engagement_assets.analysis.assets import audio_analysis
 from engagement_assets.audio.assets import response_audio
 from engagement_assets.cohorts.assets import COHORT_ASSETS
 from engagement_assets.cohorts.jobs import cohort_backfill
+from engagement_assets.cohorts.profiles import OWN, SHARED
 from engagement_assets.engagement_pipeline import ASSETS
 from engagement_assets.features.assets import phase_features, phase_level_engagement
 from engagement_assets.matching.assets import merged_responses
@@ -63,6 +64,7 @@ def test_profiles_describe_each_learner_and_the_comparison_counts_them(instance,
         assert profile["responses"] == len(responses)
         assert profile["first_seen"] == responses["event_ets"].min()
         assert profile["sessions"] == responses["session_id"].nunique()
+        assert profile["app_build"].startswith("all.") and profile["device"] in {SHARED, OWN}
     comparison = stored_frame(store, "cohort_comparison.parquet")
     levels = set(profiles["latest_milestone_level"].dropna())
     assert set(comparison["cohort"]) == levels and set(comparison["measure"]) == {

@@ -15,7 +15,7 @@ from engagement_assets.analysis.assets import audio_analysis
 from engagement_assets.audio.assets import response_audio
 from engagement_assets.cohorts.assets import COHORT_ASSETS
 from engagement_assets.dashboard.assets import engagement_dashboard
-from engagement_assets.dashboard.page import COMPARISON_COLUMNS, dashboard_html
+from engagement_assets.dashboard.page import COMPARISON_COLUMNS, FILTERS, PROFILE_COLUMNS, dashboard_html
 from engagement_assets.engagement_pipeline import ASSETS
 from engagement_assets.features.assets import phase_features, phase_level_engagement
 from engagement_assets.matching.assets import merged_responses
@@ -93,7 +93,8 @@ def test_a_hostile_learner_id_is_shown_as_text_and_breaks_nothing(tmp_path, chro
         }
     )
     profiles = pd.DataFrame(
-        {"UserId": [hostile, "1234567890"], "start_week": ["2025-W23"] * 2, "id_source": ["uid"] * 2}
+        {name: [None, None] for name in PROFILE_COLUMNS}
+        | {"UserId": [hostile, "1234567890"], "start_week": ["2025-W23"] * 2, "school_name": [hostile, None]}
     )
     risk = pd.DataFrame(
         {
@@ -113,3 +114,4 @@ def test_a_hostile_learner_id_is_shown_as_text_and_breaks_nothing(tmp_path, chro
     assert errors_in(dom) == "" and '<img src="x"' not in dom and "<b>bold</b>" not in dom
     assert drawn_charts(dom) == set(CHARTS)
     assert "unknown: blank audio" in dom
+    assert all(f'id="filter-{name}"' in dom for name in FILTERS)

@@ -7,6 +7,10 @@ import shutil
 import dagster as dg
 import pytest
 
+from engagement_assets.ingestion.assets import ATTRIBUTES, CLEANED
+from engagement_assets.ingestion.events import LEARNER_ATTRIBUTES_SCHEMA
+from engagement_assets.storage import layout
+from engagement_assets.storage.parquet import read_parquet
 from engagement_assets.storage.store import open_store
 from engagement_assets_tests.pipeline import materialize_drops, resources_for, stored_parts
 
@@ -18,8 +22,8 @@ def landing(tmp_path, golden):
     return folder
 
 
-def metadata_of(result) -> dict:
-    (event,) = result.get_asset_materialization_events()
+def metadata_of(result, asset: dg.AssetKey = CLEANED) -> dict:
+    (event,) = [e for e in result.get_asset_materialization_events() if e.asset_key == asset]
     return {key: value.value for key, value in event.materialization.metadata.items()}
 
 
@@ -34,6 +38,20 @@ def test_metadata_counts_every_record(instance, tmp_path, landing):
     assert meta["quarantined"] == 0 and "quarantine" not in meta
     assert "RESPONSE:" in meta["preview"]
     assert meta["storage"].rstrip("/").endswith("cleaned_telemetry/all_telemetry_part2.jsonl")
+
+
+def test_the_same_pass_stores_each_learners_attributes_for_the_drop(instance, tmp_path, landing):
+    (result,) = materialize_drops(
+        instance, resources_for(str(tmp_path / "w"), str(landing)), ["all_telemetry_part2.jsonl"]
+    )
+    cleaned, described = metadata_of(result), metadata_of(result, ATTRIBUTES)
+    stored = open_store(str(tmp_path / "w"))
+    table = read_parquet(stored, [layout.partition_file(ATTRIBUTES.path[-1], "all_telemetry_part2.jsonl")])
+    assert table.schema.equals(LEARNER_ATTRIBUTES_SCHEMA)
+    frame = table.to_pandas()
+    assert described["learners"] == frame["user_id"].nunique() == cleaned["learners"]
+    assert described["rows"] == len(frame) and frame["app_id"].notna().all()
+    assert (frame["first_seen"] <= frame["last_seen"]).all()
 
 
 def test_broken_records_are_quarantined_and_the_rest_kept(instance, tmp_path, landing):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import datetime
 import gzip
 import io
 import json
@@ -11,7 +12,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from engagement_assets.ingestion.cleaning import clean_drop
-from engagement_assets.ingestion.events import RESPONSE_SCHEMA
+from engagement_assets.ingestion.events import LEARNER_ATTRIBUTES_SCHEMA, RESPONSE_SCHEMA
 
 
 def response(mid: str, user: str, created_ms: int, ets: int = 1_000, accuracy=90.0) -> dict:
@@ -35,7 +36,7 @@ def jsonl(rows) -> io.BytesIO:
 
 
 def run(tmp_path, data: io.BytesIO, chunk_size: int = 3):
-    parts, report, quarantine = clean_drop(data, "drop.jsonl", tmp_path / "work", chunk_size)
+    parts, report, quarantine, _ = clean_drop(data, "drop.jsonl", tmp_path / "work", chunk_size)
     tables = [pq.read_table(path) for path in parts.files]
     return tables, report, quarantine
 
@@ -133,7 +134,7 @@ def test_parser_workers_give_exactly_the_sequential_result(tmp_path, layout):
     text = json.dumps(rows, indent=1) if layout == "array" else "\n".join(json.dumps(row) for row in rows)
     outputs = []
     for workers in (1, 2):
-        parts, report, quarantine = clean_drop(
+        parts, report, quarantine, _ = clean_drop(
             io.BytesIO(text.encode()),
             "d",
             tmp_path / f"w{workers}",
@@ -165,7 +166,7 @@ def test_a_record_repeating_a_key_is_quarantined_not_half_read(tmp_path):
 def test_the_quarantine_is_capped_and_every_malformed_record_is_still_counted(tmp_path):
     broken = b"".join(b'{"x": not json %d}\n' % i for i in range(20_000))
     data = io.BytesIO(gzip.compress(broken))
-    parts, report, quarantine = clean_drop(
+    parts, report, quarantine, _ = clean_drop(
         data, "bad.jsonl.gz", tmp_path / "work", max_quarantine_bytes=100_000
     )
     stored = quarantine.read_bytes().splitlines()
@@ -198,3 +199,33 @@ def test_a_record_too_large_to_be_an_all_row_is_quarantined_by_reference(tmp_pat
     assert (
         entry["reason"] == "oversized" and entry["bytes"] == 1024 and "bytes; the first" in entry["location"]
     )
+
+
+def test_each_learners_attributes_over_the_whole_drop_are_the_same_with_workers(tmp_path):
+    rows = []
+    for i in range(300):
+        row = response(f"m{i}", f"{1000000000 + i % 5}", 10_000 + i)
+        # Learner 0 moves from device d0 to d9 halfway; every learner but 4 names a school.
+        device = "d9" if i % 5 == 0 and i >= 150 else f"d{i % 5}"
+        row["events"]["context"] |= {"did": device, "pdata": {"id": "all.ll.app", "ver": "1.4.1"}}
+        if i % 5 != 4:
+            row["events"]["context"]["cdata"].append({"id": f"school {i % 5}", "type": "school_name"})
+        rows.append(row)
+    text = "\n".join(json.dumps(row) for row in rows).encode()
+    found = []
+    for workers in (1, 2):
+        cleaned = clean_drop(
+            io.BytesIO(text), "d", tmp_path / f"w{workers}", 40, workers, segment_bytes=4_000
+        )
+        assert cleaned.attributes.schema.equals(LEARNER_ATTRIBUTES_SCHEMA)
+        found.append(cleaned.attributes.to_pylist())
+    assert found[0] == found[1]
+    by_device = {(row["user_id"], row["device_id"]): row for row in found[0]}
+    assert len(found[0]) == 6  # learner 0 on two devices, the others on one
+    moved = by_device[("1000000000", "d0")], by_device[("1000000000", "d9")]
+    epoch = datetime.datetime(1970, 1, 1)
+    assert [row["last_seen"] - epoch for row in moved] == [
+        datetime.timedelta(milliseconds=ms) for ms in (10_145, 10_295)
+    ]
+    assert by_device[("1000000004", "d4")]["school_name"] is None
+    assert {row["app_version"] for row in found[0]} == {"1.4.1"}

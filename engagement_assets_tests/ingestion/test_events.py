@@ -8,6 +8,7 @@ import json
 import pytest
 
 from engagement_assets.ingestion.events import (
+    ATTRIBUTE_COLUMNS,
     LANGUAGE_MISSING,
     NO_USER_ID,
     NOT_ENGLISH,
@@ -17,6 +18,7 @@ from engagement_assets.ingestion.events import (
     RESPONSE_COLUMNS,
     MalformedEvent,
     classify,
+    clean_attributes,
     events_of,
 )
 
@@ -65,7 +67,10 @@ def event(
 def row_of(record, ev=None) -> dict:
     outcome = classify(record, ev if ev is not None else record["events"])
     assert isinstance(outcome, tuple), outcome
-    return dict(zip(RESPONSE_COLUMNS, outcome, strict=True))
+    *response, attributes = outcome
+    return dict(zip(RESPONSE_COLUMNS, response, strict=True)) | dict(
+        zip(ATTRIBUTE_COLUMNS, clean_attributes(attributes), strict=True)
+    )
 
 
 def test_a_response_becomes_a_row_with_every_column():
@@ -83,6 +88,32 @@ def test_a_response_becomes_a_row_with_every_column():
         "accuracy_percentage": 86.5,
         "audio_link": "k.wav",
         "created_at": 1749723825123,
+        **dict.fromkeys(ATTRIBUTE_COLUMNS),
+    }
+
+
+def test_the_learners_attributes_come_with_the_row_and_tokens_never_do():
+    token = "eyJhbGciOiJIUzI1NiJ9.eyJ2aXJ0dWFsX2lkIjo0ODI5MTYzMDU3fQ.c2ln"
+    cdata = [
+        {"id": "4829163057", "type": "virtualId"},
+        {"id": "en", "type": "language"},
+        {"id": " Govt School Hosur ", "type": "school_name"},
+        {"type": "udise_code"},  # the app's undefined id: the key is missing
+        {"id": token, "type": "class_studying_id"},
+    ]
+    record = {"events": event(cdata=cdata)}
+    record["events"]["context"] |= {
+        "did": "b1e5c0f2",
+        "pdata": {"id": "all.ll.app", "ver": {"$numberInt": "3"}},
+    }
+    row = row_of(record)
+    assert {name: row[name] for name in ATTRIBUTE_COLUMNS} == {
+        "device_id": "b1e5c0f2",
+        "app_id": "all.ll.app",
+        "app_version": "3",
+        "school_name": "Govt School Hosur",
+        "udise_code": None,
+        "class_studying_id": None,
     }
 
 
@@ -109,11 +140,11 @@ def test_a_response_becomes_a_row_with_every_column():
 )
 def test_user_id_precedence(cdata_users, uid, actor, expected):
     cdata = [{"id": "en", "type": "language"}, *cdata_users]
-    outcome = classify({}, event(cdata=cdata, uid=uid, actor=actor))
+    ev = event(cdata=cdata, uid=uid, actor=actor)
     if expected is None:
-        assert outcome == NO_USER_ID
+        assert classify({}, ev) == NO_USER_ID
     else:
-        row = dict(zip(RESPONSE_COLUMNS, outcome, strict=True))
+        row = row_of({}, ev)
         assert (row["user_id"], row["user_id_source"]) == expected
 
 
@@ -135,10 +166,10 @@ def resolved(*, virtual=None, buddy=None, user=None, uid="", actor="") -> tuple[
     for kind, value in (("virtualId", virtual), ("Buddy User", buddy), ("User", user)):
         if value is not None:
             cdata.append({"id": value, "type": kind})
-    outcome = classify({}, event(cdata=cdata, uid=uid, actor=actor))
-    if outcome == NO_USER_ID:
-        return outcome
-    row = dict(zip(RESPONSE_COLUMNS, outcome, strict=True))
+    ev = event(cdata=cdata, uid=uid, actor=actor)
+    if classify({}, ev) == NO_USER_ID:
+        return NO_USER_ID
+    row = row_of({}, ev)
     return row["user_id"], row["user_id_source"]
 
 

@@ -59,10 +59,10 @@ def test_cleaning_a_file_reports_what_cleaning_its_stream_does(tmp_path, workers
     path = tmp_path / "drop.jsonl"
     path.write_bytes(LAYOUTS["jsonl"])
     with open(path, "rb") as stream:
-        _, from_file, file_quarantine = clean_drop(
+        _, from_file, file_quarantine, _ = clean_drop(
             stream, "drop.jsonl", tmp_path / "file", 25, workers, segment_bytes=2_000
         )
-    _, streamed, stream_quarantine = clean_drop(
+    _, streamed, stream_quarantine, _ = clean_drop(
         io.BytesIO(LAYOUTS["jsonl"]), "drop.jsonl", tmp_path / "stream", 25, workers, segment_bytes=2_000
     )
     assert from_file == streamed

@@ -31,7 +31,7 @@ def test_clean_drop_keeps_exactly_the_planted_responses(landing, tmp_path):
     assert {f.format for f in summary.files} == {"json", "jsonl"} and any(f.gzip for f in summary.files)
     for planted in summary.files:
         with open(root / planted.path, "rb") as stream:
-            parts, report, _ = clean_drop(stream, planted.path, tmp_path / planted.path, chunk_size=97)
+            parts, report, _, _ = clean_drop(stream, planted.path, tmp_path / planted.path, chunk_size=97)
         kept = set()
         for path in parts.files:
             table = pq.read_table(path, columns=["event_mid", "event_ets", "user_id"]).to_pylist()
