@@ -24,6 +24,7 @@ import pytest
 from engagement_assets import learner_id, learner_key
 from engagement_assets.engagement_pipeline import ASSETS
 from engagement_assets.features.assets import phase_level_engagement
+from engagement_assets.ingestion.assets import ATTRIBUTES, CLEANED
 from engagement_assets.matching.sessions import sessions_key
 from engagement_assets.platform.metadata import declared_schema
 from engagement_assets.platform.partitions import register_partitions, users
@@ -44,7 +45,10 @@ BUDDY = "1234567/7654321"  # a buddy login: their own learner
 TOKEN_VIRTUAL_ID = "4829163060"  # only inside the API token in cdata virtualId
 HOSTILE = "../../etc/x\tid"  # an id that is no safe file name, in context.uid
 SILENT = "9999999999"  # registered by hand, no responses at all
-PER_LEARNER = [asset for name in PER_LEARNER_STAGES for asset in ASSETS if asset.key.to_user_string() == name]
+DEFINITIONS = {
+    key.path[-1]: asset for asset in ASSETS if isinstance(asset, dg.AssetsDefinition) for key in asset.keys
+}
+PER_LEARNER = [DEFINITIONS[name] for name in PER_LEARNER_STAGES]
 START_MS = 1_749_720_000_000
 
 
@@ -163,9 +167,8 @@ def test_every_asset_keeps_one_schema_correct_metadata_and_every_learner(instanc
         ASSETS, selection=[phase_level_engagement], instance=instance, resources=resources
     ).success
 
-    assets = {asset.key.path[-1]: asset for asset in ASSETS if isinstance(asset, dg.AssetsDefinition)}
     for name in ("user_responses", "merged_responses", "response_audio", "audio_analysis", "phase_features"):
-        schema = declared_schema(assets[name].metadata_by_key[assets[name].key])
+        schema = declared_schema(DEFINITIONS[name].metadata_by_key[dg.AssetKey(name)])
         glob = f"{storage}/{layout.partition_files_glob(name)}"
         ((rows,),) = query(f"SELECT count(*) FROM read_parquet('{glob}')")  # no union_by_name
         files = layout.partition_file_keys(store, name)
@@ -175,12 +178,21 @@ def test_every_asset_keeps_one_schema_correct_metadata_and_every_learner(instanc
         assert rows == sum(pq.read_metadata(storage / key).num_rows for key in files)
         _assert_metadata_describes_each_file(result, name, store)
     engagement_schema = declared_schema(
-        assets["phase_level_engagement"].metadata_by_key[phase_level_engagement.key]
+        DEFINITIONS["phase_level_engagement"].metadata_by_key[phase_level_engagement.key]
     )
     assert (
         pq.read_schema(storage / layout.table_file("phase_level_engagement")).remove_metadata()
         == engagement_schema
     )
+    attributes_schema = declared_schema(DEFINITIONS["learner_attributes"].metadata_by_key[ATTRIBUTES])
+    attribute_files = layout.partition_file_keys(store, ATTRIBUTES.path[-1])
+    assert attribute_files and all(
+        pq.read_schema(storage / key).remove_metadata() == attributes_schema for key in attribute_files
+    )
+    attributes_glob = f"{storage}/{layout.partition_files_glob(ATTRIBUTES.path[-1])}"
+    assert {
+        row[0] for row in query(f"SELECT DISTINCT user_id FROM read_parquet('{attributes_glob}')")
+    } == expected_ids
     cleaned_glob = f"{storage}/{layout.partition_parts_glob('cleaned_telemetry')}"
     assert query(f"SELECT count(*) FROM read_parquet('{cleaned_glob}')") == [(30,)]
 
@@ -206,6 +218,7 @@ def test_every_asset_keeps_one_schema_correct_metadata_and_every_learner(instanc
         event.materialization.metadata["dagster/row_count"].value
         for run in cleaned
         for event in run.get_asset_materialization_events()
+        if event.asset_key == CLEANED
     )
     summary = _batch_summary(result, "user_responses")
     assert summary["rows_carried_from_stored_responses"] == 0

@@ -20,6 +20,7 @@ from engagement_assets.audio.copier import (
     CopyPolicy,
     Known,
 )
+from engagement_assets.platform.checks import learner_check, learner_check_evaluations
 from engagement_assets.platform.metadata import (
     add_partition_metadata,
     batch_metadata,
@@ -74,8 +75,8 @@ class AudioDownloadConfig(dg.Config):
     kinds={"s3", "parquet"},
     metadata=table_metadata(MANIFEST_SCHEMA),
     check_specs=[
-        dg.AssetCheckSpec(
-            FAILURE_RATE_CHECK, asset=ASSET, description="Share of recordings that could not be copied."
+        learner_check(
+            FAILURE_RATE_CHECK, ASSET, "Share of the learner's recordings that could not be copied."
         )
     ],
 )
@@ -127,8 +128,7 @@ def response_audio(
     add_partition_metadata(context, {learner: _described(frame) for learner, frame in frames.items()})
     summary, by_status = _described(manifest), _status_counts(manifest)
     with_link = len(manifest) - by_status[NO_AUDIO]
-    failure_rate = summary["failure_rate"]
-    return dg.MaterializeResult(
+    yield dg.MaterializeResult(
         value=frames,
         metadata=batch_metadata(
             {
@@ -140,18 +140,24 @@ def response_audio(
                 "workers": policy.workers,
             }
         ),
-        check_results=[
-            dg.AssetCheckResult(
-                check_name=FAILURE_RATE_CHECK,
-                passed=failure_rate <= config.warn_failure_rate,
-                severity=dg.AssetCheckSeverity.WARN,
-                metadata={
-                    "failure_rate": round(failure_rate, 4),
-                    "threshold": config.warn_failure_rate,
-                    "failed": by_status[FAILED],
-                },
-            )
-        ],
+    )
+    yield from learner_check_evaluations(
+        context,
+        {learner: [_failure_check(frame, config.warn_failure_rate)] for learner, frame in frames.items()},
+    )
+
+
+def _failure_check(manifest: pd.DataFrame, threshold: float) -> dg.AssetCheckResult:
+    rate = _described(manifest)["failure_rate"]
+    return dg.AssetCheckResult(
+        check_name=FAILURE_RATE_CHECK,
+        passed=rate <= threshold,
+        severity=dg.AssetCheckSeverity.WARN,
+        metadata={
+            "failure_rate": round(rate, 4),
+            "threshold": threshold,
+            "failed": _status_counts(manifest)[FAILED],
+        },
     )
 
 

@@ -10,6 +10,7 @@ from engagement_assets.features import phases
 from engagement_assets.features.engagement_table import engagement_table, export_engagement_csv
 from engagement_assets.features.phases import BOUNDED_SCORES, FEATURES_SCHEMA, NO_SESSION, UNMAPPED_PROGRESS
 from engagement_assets.features.report import by_phase, html_report, phase_chart, svg_markdown
+from engagement_assets.platform.checks import learner_check, learner_check_evaluations
 from engagement_assets.platform.metadata import (
     add_partition_metadata,
     batch_metadata,
@@ -31,15 +32,15 @@ RANGES_CHECK = "scores_and_categories_in_range"
     kinds={"parquet"},
     metadata=table_metadata(FEATURES_SCHEMA),
     check_specs=[
-        dg.AssetCheckSpec(
+        learner_check(
             UNMAPPED_CHECK,
-            asset="phase_features",
-            description="Matched responses whose lesson progress names no phase (e.g. a game over at 26).",
+            "phase_features",
+            "The learner's matched responses whose lesson progress names no phase (e.g. a game over at 26).",
         ),
-        dg.AssetCheckSpec(
+        learner_check(
             RANGES_CHECK,
-            asset="phase_features",
-            description="Averages within 0-100 and categories within their sets.",
+            "phase_features",
+            "The learner's averages within 0-100 and categories within their sets.",
         ),
     ],
 )
@@ -51,34 +52,43 @@ def phase_features(
     """One row per practice phase a learner went through (learner, session, milestone level, phase P1…P8,
     S1, S2): when it started and ended, how many responses, mean accuracy, EQ and engagement, the most
     frequent emotion, engagement state, pronunciation and audio quality, and the gap to the next phase."""
-    frames, excluded, described = {}, Counter(), {}
+    frames, excluded, described, checked = {}, Counter(), {}, {}
     for learner in learners_of(context):
         result = phases.phase_features(merged_responses[learner], audio_analysis[learner])
         frames[learner] = result.features
         excluded.update(result.excluded)
         described[learner] = _described(result.features, result.excluded)
+        checked[learner] = _checked(result)
     add_partition_metadata(context, described)
     combined = pd.concat(frames.values(), ignore_index=True)
-    out_of_range = _out_of_range(combined)
-    return dg.MaterializeResult(
+    yield dg.MaterializeResult(
         value=frames,
         metadata=batch_metadata(
             {"learners": len(frames), "phases": len(combined), **_described(combined, excluded)}
         ),
-        check_results=[
-            dg.AssetCheckResult(
-                check_name=UNMAPPED_CHECK,
-                passed=excluded[UNMAPPED_PROGRESS] == 0,
-                severity=dg.AssetCheckSeverity.WARN,
-                metadata={UNMAPPED_PROGRESS: excluded[UNMAPPED_PROGRESS], NO_SESSION: excluded[NO_SESSION]},
-            ),
-            dg.AssetCheckResult(
-                check_name=RANGES_CHECK,
-                passed=not out_of_range,
-                metadata={"violations": counts_table(out_of_range, "column")},
-            ),
-        ],
     )
+    yield from learner_check_evaluations(context, checked)
+
+
+def _checked(result: phases.PhaseFeatures) -> list[dg.AssetCheckResult]:
+    """One learner's check results."""
+    out_of_range = _out_of_range(result.features)
+    return [
+        dg.AssetCheckResult(
+            check_name=UNMAPPED_CHECK,
+            passed=result.excluded[UNMAPPED_PROGRESS] == 0,
+            severity=dg.AssetCheckSeverity.WARN,
+            metadata={
+                UNMAPPED_PROGRESS: result.excluded[UNMAPPED_PROGRESS],
+                NO_SESSION: result.excluded[NO_SESSION],
+            },
+        ),
+        dg.AssetCheckResult(
+            check_name=RANGES_CHECK,
+            passed=not out_of_range,
+            metadata={"violations": counts_table(out_of_range, "column")},
+        ),
+    ]
 
 
 @dg.asset(

@@ -8,6 +8,7 @@ import pandas as pd
 
 from engagement_assets.matching.matching import MERGED_SCHEMA, match_responses
 from engagement_assets.matching.sessions import SessionsFileError, empty_sessions, parse_sessions
+from engagement_assets.platform.checks import learner_check, learner_check_evaluations
 from engagement_assets.platform.metadata import add_partition_metadata, batch_metadata, table_metadata
 from engagement_assets.platform.partitions import default_learner_batches, learners_of, users
 from engagement_assets.platform.resources import PipelineResource, StoreResource
@@ -20,8 +21,6 @@ MIN_MATCHED_SHARE = 0.5
 MATCHED_SHARE_CHECK = "responses_matched_to_a_session"
 OWN_SESSION_CHECK = "lesson_rows_in_own_content_session"
 READABLE_EXPORTS_CHECK = "lesson_tracking_exports_readable"
-# How many unreadable exports the check names (the learners' own metadata says it for each of them).
-NAMED_UNREADABLE = 20
 
 learner_sessions = dg.AssetSpec(
     "learner_sessions",
@@ -44,21 +43,21 @@ learner_sessions = dg.AssetSpec(
     kinds={"parquet"},
     metadata=table_metadata(MERGED_SCHEMA),
     check_specs=[
-        dg.AssetCheckSpec(
+        learner_check(
             MATCHED_SHARE_CHECK,
-            asset="merged_responses",
-            description="Share of responses matched to a lesson row.",
+            "merged_responses",
+            "Share of the learner's responses matched to a lesson row.",
         ),
-        dg.AssetCheckSpec(
+        learner_check(
             OWN_SESSION_CHECK,
-            asset="merged_responses",
-            description="Responses placed in a lesson row of a different ContentSession than their own.",
+            "merged_responses",
+            "The learner's responses placed in a lesson row of a different ContentSession than their own.",
         ),
-        dg.AssetCheckSpec(
+        learner_check(
             READABLE_EXPORTS_CHECK,
-            asset="merged_responses",
-            description="Every learner's lesson-tracking export could be read; a learner whose file cannot "
-            "is stored unmatched, with the reason in their metadata (`sessions_file`).",
+            "merged_responses",
+            "The learner's lesson-tracking export could be read; if not, their responses are stored "
+            "unmatched, with the reason in their metadata (`sessions_file`).",
         ),
     ],
 )
@@ -94,41 +93,48 @@ def merged_responses(
         },
     )
     totals = sum(counts.values(), Counter())
-    responses = totals["matched"] + totals["unmatched"]
-    share = totals["matched"] / responses if responses else 1.0
-    return dg.MaterializeResult(
+    yield dg.MaterializeResult(
         value=frames,
         metadata={
             "strategy": pipeline.match_strategy,
-            **batch_metadata({"learners": len(frames), **_described(totals, other_rule)}),
+            **batch_metadata(
+                {
+                    "learners": len(frames),
+                    "unreadable_exports": len(unreadable),
+                    **_described(totals, other_rule),
+                }
+            ),
         },
-        check_results=[
-            dg.AssetCheckResult(
-                check_name=MATCHED_SHARE_CHECK,
-                passed=share >= MIN_MATCHED_SHARE,
-                severity=dg.AssetCheckSeverity.WARN,
-                metadata={
-                    "matched_share": round(share, 4),
-                    "matched": totals["matched"],
-                    "responses": responses,
-                },
-            ),
-            dg.AssetCheckResult(
-                check_name=OWN_SESSION_CHECK,
-                passed=totals["other_session"] == 0,
-                severity=dg.AssetCheckSeverity.WARN,
-                metadata={"in_another_session": totals["other_session"], "strategy": pipeline.match_strategy},
-            ),
-            dg.AssetCheckResult(
-                check_name=READABLE_EXPORTS_CHECK,
-                passed=not unreadable,
-                metadata={
-                    "unreadable": len(unreadable),
-                    "learners": dg.MetadataValue.json(dict(list(unreadable.items())[:NAMED_UNREADABLE])),
-                },
-            ),
-        ],
     )
+    yield from learner_check_evaluations(
+        context,
+        {learner: _checked(c, exports[learner], pipeline.match_strategy) for learner, c in counts.items()},
+    )
+
+
+def _checked(counts: Counter, export: str, strategy: str) -> list[dg.AssetCheckResult]:
+    """One learner's check results."""
+    responses = counts["matched"] + counts["unmatched"]
+    share = counts["matched"] / responses if responses else 1.0
+    return [
+        dg.AssetCheckResult(
+            check_name=MATCHED_SHARE_CHECK,
+            passed=share >= MIN_MATCHED_SHARE,
+            severity=dg.AssetCheckSeverity.WARN,
+            metadata={"matched_share": round(share, 4), "matched": counts["matched"], "responses": responses},
+        ),
+        dg.AssetCheckResult(
+            check_name=OWN_SESSION_CHECK,
+            passed=counts["other_session"] == 0,
+            severity=dg.AssetCheckSeverity.WARN,
+            metadata={"in_another_session": counts["other_session"], "strategy": strategy},
+        ),
+        dg.AssetCheckResult(
+            check_name=READABLE_EXPORTS_CHECK,
+            passed=not export.startswith(UNREADABLE),
+            metadata={"sessions_file": export},
+        ),
+    ]
 
 
 _COUNTED = ("matched", "unmatched", "placed_differently", "other_session")

@@ -49,8 +49,9 @@ def merged_metadata(result) -> dict:
     return {key: value.value for key, value in event.materialization.metadata.items()}
 
 
-def checks(result) -> dict:
-    return {e.check_name: e for e in result.get_asset_check_evaluations()}
+def checks(result, learner: str = LEARNER) -> dict:
+    """The learner's check evaluations in the run, by check name."""
+    return {e.check_name: e for e in result.get_asset_check_evaluations() if e.partition == learner}
 
 
 def test_metadata_and_checks_under_each_strategy(instance, tmp_path, landing):
@@ -100,7 +101,19 @@ def test_an_unreadable_sessions_file_costs_only_its_learner(instance, tmp_path, 
     assert metadata[OTHER]["sessions_file"] == "read" and metadata[OTHER]["matched"] > 0
     readable = checks(result)[READABLE_EXPORTS_CHECK]
     assert not readable.passed and readable.severity == dg.AssetCheckSeverity.ERROR
-    assert list(readable.metadata["learners"].value) == [LEARNER]
+    assert readable.metadata["learner"].value == LEARNER
+    assert re.search(reason, readable.metadata["sessions_file"].value)
+    assert checks(result, OTHER)[READABLE_EXPORTS_CHECK].passed
+    # What the UI shows on the check: a status per learner's partition, against their latest materialization.
+    key = dg.AssetCheckKey(dg.AssetKey("merged_responses"), READABLE_EXPORTS_CHECK)
+    shown = {
+        info.partition_key: info for info in instance.event_log_storage.get_asset_check_partition_info([key])
+    }
+    assert {learner: info.latest_execution_status.value for learner, info in shown.items()} == {
+        LEARNER: "FAILED",
+        OTHER: "SUCCEEDED",
+    }
+    assert all(info.is_current for info in shown.values())
 
 
 def test_audio_analysis_explains_what_to_configure(instance, tmp_path, landing):
