@@ -16,9 +16,9 @@ from engagement_assets.audio.assets import response_audio
 from engagement_assets.automation.batches import RefreshState, keys_in_spans, learner_spans
 from engagement_assets.automation.dead_runs import fail_dead_runs
 from engagement_assets.automation.partition_order import PartitionOrder, confirmed, partition_order
-from engagement_assets.automation.watch import change_key, looks_back_to, newer_files
+from engagement_assets.automation.watch import looks_back_to, newer_files
 from engagement_assets.features.assets import phase_features, phase_level_engagement
-from engagement_assets.ingestion.assets import CLEANED, cleaned_telemetry
+from engagement_assets.ingestion.assets import CLEANED, SOURCE_VERSION, cleaned_telemetry
 from engagement_assets.matching.assets import merged_responses
 from engagement_assets.platform.partitions import (
     NETWORK_LEARNERS_PER_RUN,
@@ -39,6 +39,7 @@ from engagement_assets.storage.keys import is_digest, storage_segment
 DROPS_PER_TICK = 25
 DROP_EVENTS_PER_TICK = 25
 SESSION_FILES_PER_TICK = 200
+PARTITIONS_PER_QUERY = 5_000
 # The landing area's telemetry folder holds a few files and a drop should start within seconds; the
 # learners and table sensors cost one event-log query when nothing changed. They look at least this often,
 # more often than the sessions sensor (ENGAGEMENT_SENSOR_INTERVAL_SECONDS), whose folder holds a file per
@@ -88,11 +89,14 @@ def register_new_drops(context: dg.SensorEvaluationContext, landing: StoreResour
     }
     fresh, cursor = newer_files(files, context.cursor, DROPS_PER_TICK)
     keys = [files[stored] for stored in fresh]
+    # A version some run already cleaned (e.g. `engagement-demo`, before this sensor first looked) is done.
+    cleaned = _cleaned_versions(context.instance, keys)
+    fresh = [stored for stored in fresh if cleaned.get(files[stored]) != stored.version]
     return dg.SensorResult(
         run_requests=[
             dg.RunRequest(
                 partition_key=files[stored],
-                run_key=change_key(stored),
+                run_key=stored.version,
                 asset_selection=list(cleaned_telemetry.keys),
             )
             for stored in fresh
@@ -101,8 +105,22 @@ def register_new_drops(context: dg.SensorEvaluationContext, landing: StoreResour
         cursor=cursor,
         skip_reason=None
         if fresh
-        else f"no new or rewritten file among the {len(files)} listed under telemetry/",
+        else f"no new or rewritten file among the {len(files)} listed under telemetry/ that is not cleaned",
     )
+
+
+def _cleaned_versions(instance: dg.DagsterInstance, drops: list[str]) -> dict[str, str]:
+    """The version of its file each drop's latest cleaning read (two queries, however many drops)."""
+    latest = _latest_materializations(instance, CLEANED, drops)
+    if not latest:
+        return {}
+    records = instance.fetch_materializations(
+        dg.AssetRecordsFilter(asset_key=CLEANED, storage_ids=list(latest.values())), limit=len(latest)
+    ).records
+    versions = {
+        record.partition_key: record.asset_materialization.metadata.get(SOURCE_VERSION) for record in records
+    }
+    return {drop: version.value for drop, version in versions.items() if version is not None}
 
 
 def refresh_learners_of_drops(
@@ -125,6 +143,8 @@ def refresh_learners_of_drops(
         )
     drops = sorted({record.partition_key for record in records.records if record.partition_key})
     learners = learners_in_drops(warehouse.store(), drops) if drops else []
+    if records.records:
+        learners = _not_refreshed_since(context.instance, learners, records.records[-1].storage_id)
     registered = _registered_learners(context.instance, [*state.waiting, *learners])
     new = [learner for learner in learners if learner not in registered.members]
     # New keys are appended in this order, so they extend the partition order the runs' ranges follow.
@@ -137,6 +157,13 @@ def refresh_learners_of_drops(
         assets=DROP_REFRESH,
         dynamic_partitions_requests=[users.build_add_request(new)] if new else [],
     )
+
+
+def _not_refreshed_since(instance: dg.DagsterInstance, learners: list[str], cleaned: int) -> list[str]:
+    """The learners whose last stage has not been built since the cleaning with storage id `cleaned` (a
+    run that already carried them past it, e.g. `engagement-demo`'s, leaves nothing to do)."""
+    built = _latest_materializations(instance, DROP_REFRESH[-1].key, learners)
+    return [learner for learner in learners if built.get(learner, 0) < cleaned]
 
 
 def refresh_learners_of_sessions(
@@ -187,9 +214,7 @@ def _not_matched_since(
     """The learners whose export changed after the run that last matched them started. A file that was
     already there when its learner's refresh ran (every file seen for the first time after the learner was
     registered) needs nothing more."""
-    latest = instance.event_log_storage.get_latest_storage_id_by_partition(
-        merged_responses.key, dg.DagsterEventType.ASSET_MATERIALIZATION, partitions=set(learners)
-    )
+    latest = _latest_materializations(instance, merged_responses.key, learners)
     if not latest:
         return learners
     records = instance.fetch_materializations(
@@ -204,6 +229,23 @@ def _not_matched_since(
         for learner in learners
         if read_at.get(learner) is None or modified[storage_segment(learner)] >= read_at[learner]
     ]
+
+
+def _latest_materializations(
+    instance: dg.DagsterInstance, asset: dg.AssetKey, partitions: list[str]
+) -> dict[str, int]:
+    """The storage id of each partition's latest materialization, in queries of PARTITIONS_PER_QUERY keys
+    (a database bounds the parameters of one statement)."""
+    latest: dict[str, int] = {}
+    for start in range(0, len(partitions), PARTITIONS_PER_QUERY):
+        latest.update(
+            instance.event_log_storage.get_latest_storage_id_by_partition(
+                asset,
+                dg.DagsterEventType.ASSET_MATERIALIZATION,
+                partitions=set(partitions[start : start + PARTITIONS_PER_QUERY]),
+            )
+        )
+    return latest
 
 
 def _more_drops_coming(instance: dg.DagsterInstance, first_cleaned_at: float) -> bool:
@@ -309,6 +351,12 @@ def rebuild_engagement_table(context: dg.SensorEvaluationContext) -> dg.SensorRe
     if busy and waited < TABLE_HOLD_SECONDS:
         return dg.SkipReason(f"waiting for {len(busy)} run(s) over learners' stages or the table")
     (latest,) = context.instance.fetch_materializations(phase_features.key, limit=1).records
+    table = context.instance.fetch_materializations(phase_level_engagement.key, limit=1).records
+    if table and table[0].storage_id > latest.storage_id:
+        # Built since, by a run of its own (e.g. `engagement-demo`'s, before this sensor first looked).
+        return dg.SensorResult(
+            cursor=str(latest.storage_id), skip_reason="the table is newer than every change"
+        )
     return dg.SensorResult(
         run_requests=[
             dg.RunRequest(run_key=f"table:{latest.storage_id}", asset_selection=[phase_level_engagement.key])

@@ -24,12 +24,12 @@ def newer_files(
 ) -> tuple[list[StoredFile], str | None]:
     """Up to `limit` files not handed out before, oldest first, and the cursor to store next."""
     mark, recent = _state(cursor)
-    candidates = (f for f in files if f.modified >= mark - OVERLAP_SECONDS and change_key(f) not in recent)
+    candidates = (f for f in files if f.modified >= mark - OVERLAP_SECONDS and f.version not in recent)
     fresh = sorted(candidates, key=lambda f: (f.modified, f.key))[:limit]
     if not fresh:
         return [], cursor
     mark = max(mark, fresh[-1].modified)
-    recent.update({change_key(f): f.modified for f in fresh})
+    recent.update({f.version: f.modified for f in fresh})
     window = {version: modified for version, modified in recent.items() if modified >= mark - OVERLAP_SECONDS}
     return fresh, json.dumps({"mark": mark, "recent": window}, sort_keys=True)
 
@@ -39,11 +39,6 @@ def looks_back_to(cursor: str | None) -> float | None:
     listing can leave older files out."""
     mark, _ = _state(cursor)
     return None if mark == float("-inf") else mark - OVERLAP_SECONDS
-
-
-def change_key(stored: StoredFile) -> str:
-    """Names one version of a file: a run key that repeats only when nothing changed."""
-    return f"{stored.key}@{stored.modified:.6f}:{stored.size}"
 
 
 def _state(cursor: str | None) -> tuple[float, dict[str, float]]:

@@ -18,6 +18,8 @@ import dagster as dg
 
 from engagement_assets.audio.assets import response_audio
 from engagement_assets.automation.sensors import DROP_REFRESH
+from engagement_assets.cohorts.assets import COHORT_ASSETS
+from engagement_assets.dashboard.assets import DASHBOARD_ASSETS
 from engagement_assets.devtools.conversation_demo import run_conversation_demo
 from engagement_assets.devtools.runs import QUIET, materialize_partition, materialize_partition_range
 from engagement_assets.devtools.sample_data import generate_landing
@@ -46,7 +48,8 @@ OUTPUTS = (
     ("audio analysis", "audio_analysis/"),
     ("phase features", "phase_features/"),
     ("all-learner export", "exports/phase_level_engagement_full.csv"),
-    ("HTML report", "reports/phase_level_engagement.html"),
+    ("dashboard (open in a browser)", "reports/engagement_dashboard.html"),
+    ("learner profiles", "learner_profiles.parquet"),
     ("learner risk", "learner_risk.parquet"),
     ("engagement model card", "reports/engagement_model_card.md"),
     ("quarantined records", "quarantine/"),
@@ -92,10 +95,12 @@ def main(argv: list[str] | None = None) -> int:
             _check(result, f"the {len(stages)} per-learner stages for {len(learners)} learners in one run")
             result = materialize_partition(ASSETS, phase_level_engagement, None, instance, resources, QUIET)
             _check(result, "phase_level_engagement (export and report)")
+            # Everything automation keeps up to date after the table, so a first `dagster dev` finds it done.
+            built_on_table = [*PREDICTION_ASSETS, *COHORT_ASSETS, *DASHBOARD_ASSETS]
             result = materialize_partition(
-                [*ASSETS, *PREDICTION_ASSETS], PREDICTION_ASSETS, None, instance, prediction_resources, QUIET
+                [*ASSETS, *built_on_table], built_on_table, None, instance, prediction_resources, QUIET
             )
-            story.predicted(_check(result, "the prediction group"))
+            story.predicted(_check(result, "prediction, cohorts and the dashboard"))
         if not args.skip_conversations:
             run_conversation_demo(instance, settings, seed=args.seed)
 

@@ -9,7 +9,7 @@ from engagement_assets.analysis.schema import CATEGORY_SETS
 from engagement_assets.features import phases
 from engagement_assets.features.engagement_table import engagement_table, export_engagement_csv
 from engagement_assets.features.phases import BOUNDED_SCORES, FEATURES_SCHEMA, NO_SESSION, UNMAPPED_PROGRESS
-from engagement_assets.features.report import by_phase, html_report, phase_chart, svg_markdown
+from engagement_assets.features.summary import by_phase
 from engagement_assets.platform.checks import learner_check, learner_check_evaluations
 from engagement_assets.platform.metadata import (
     add_partition_metadata,
@@ -19,7 +19,6 @@ from engagement_assets.platform.metadata import (
 )
 from engagement_assets.platform.partitions import default_learner_batches, learners_of, users
 from engagement_assets.platform.resources import StoreResource
-from engagement_assets.storage.layout import REPORT_KEY
 
 UNMAPPED_CHECK = "rows_dropped_for_unmapped_progress"
 RANGES_CHECK = "scores_and_categories_in_range"
@@ -106,16 +105,11 @@ def phase_level_engagement(
     store = warehouse.store()
     table = engagement_table(store)
     export_uri = export_engagement_csv(store)
-    store.put_bytes(html_report(table).encode(), REPORT_KEY)
     return dg.MaterializeResult(
         value=table,
         metadata={
             "learners": int(table["UserId"].nunique()),
-            "engagement_by_phase": dg.MetadataValue.md(
-                svg_markdown(phase_chart(table), "engagement by phase")
-            ),
             "by_phase": dg.MetadataValue.md(by_phase(table).round(1).to_markdown()),
-            "report": dg.MetadataValue.path(store.uri(REPORT_KEY)),
             "export": dg.MetadataValue.path(export_uri),
         },
     )

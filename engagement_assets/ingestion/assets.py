@@ -57,6 +57,7 @@ class CleaningConfig(dg.Config):
 
 
 CLEANED, ATTRIBUTES = dg.AssetKey("cleaned_telemetry"), dg.AssetKey("learner_attributes")
+SOURCE_VERSION = "source_version"
 
 
 @dg.multi_asset(
@@ -98,7 +99,8 @@ def cleaned_telemetry(
     workdir = Path(tempfile.mkdtemp(prefix="cleaned-telemetry-"))
     started = time.monotonic()
     try:
-        size = _size_of(source, source_key)
+        listed = _listed(source, source_key)
+        size = listed.size
         with source.open_read(source_key) as stream:
             workers = config.workers or default_workers(size)
             parts, report, quarantine_file, attributes = clean_drop(
@@ -123,6 +125,8 @@ def cleaned_telemetry(
     metadata = {
         "source": dg.MetadataValue.path(source.uri(source_key)),
         "source_mb": round(size / 1e6, 2),
+        # Which version of the file this is: the drop sensor does not clean the same version twice.
+        SOURCE_VERSION: listed.version,
         "records": report.records,
         "events": report.events,
         "learners": report.learners,
@@ -177,11 +181,11 @@ def _progress(context: dg.AssetExecutionContext, drop: str, size: int | None):
     return lambda records, position: progress.reached(records, (position, size) if size else None)
 
 
-def _size_of(store, key: str) -> int:
+def _listed(store, key: str):
     listed = [stored for stored in store.list_files(key) if stored.key == key]
     if not listed:
         raise dg.Failure(description=f"telemetry drop not found: {store.uri(key)}")
-    return listed[0].size
+    return listed[0]
 
 
 def _publish_quarantine(store, drop: str, quarantine_file: Path, any_malformed: bool) -> str | None:

@@ -31,7 +31,6 @@ STAGING_PREFIX = ".staging/"
 RECORDINGS_PREFIX = "recordings/"
 QUARANTINE_PREFIX = "quarantine/cleaned_telemetry/"
 EXPORT_KEY = "exports/phase_level_engagement_full.csv"
-REPORT_KEY = "reports/phase_level_engagement.html"
 MODEL_CARD_KEY = "reports/engagement_model_card.md"
 DASHBOARD_KEY = "reports/engagement_dashboard.html"
 # Private state of stages, never read as assets: paid-for model answers and batch jobs not yet collected.

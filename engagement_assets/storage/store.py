@@ -41,6 +41,11 @@ class StoredFile:
     size: int
     modified: float = 0.0  # epoch seconds of the last write
 
+    @property
+    def version(self) -> str:
+        """Names this version of the file: the same text only when nothing changed."""
+        return f"{self.key}@{self.modified:.6f}:{self.size}"
+
 
 class Store:
     """Abstract base: see LocalStore and S3Store."""

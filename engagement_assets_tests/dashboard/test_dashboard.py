@@ -4,6 +4,7 @@ screenshot is kept under .test-artifacts/."""
 
 from __future__ import annotations
 
+import base64
 import re
 from pathlib import Path
 
@@ -74,6 +75,16 @@ def test_the_dashboard_asset_draws_every_chart_without_a_script_error(instance, 
     assert dom.count('class="main-svg"') >= len(CHARTS)
     assert "weakest accuracy" in dom and "Generated " in dom
     assert screenshot(chromium, page, ARTIFACTS / "dashboard.png").stat().st_size > 10_000
+    # The asset page's inline chart: a PNG in the metadata's Markdown, as the UI shows it.
+    (event,) = [
+        e for e in result.get_asset_materialization_events() if e.asset_key == engagement_dashboard.key
+    ]
+    markdown = event.materialization.metadata["by_phase_chart"].value
+    png = base64.b64decode(
+        re.fullmatch(r"!\[[^\]]*\]\(data:image/png;base64,([A-Za-z0-9+/=]+)\)", markdown)[1]
+    )
+    assert png.startswith(b"\x89PNG") and len(png) > 5_000
+    (ARTIFACTS / "by_phase_chart.png").write_bytes(png)
 
 
 def test_a_hostile_learner_id_is_shown_as_text_and_breaks_nothing(tmp_path, chromium):

@@ -9,9 +9,34 @@ from pathlib import Path
 import dagster as dg
 import pyarrow.parquet as pq
 
+from engagement_assets.conversations.settings import ConversationSettings
+from engagement_assets.definitions import build_definitions
 from engagement_assets.devtools import demo
+from engagement_assets.prediction.settings import PredictionSettings
+from engagement_assets.settings import Settings
 
 REPO = Path(__file__).resolve().parents[2]
+
+
+def first_ticks_request(instance: dg.DagsterInstance) -> dict[str, int]:
+    """The runs a first `dagster dev` on this instance would launch at once: every sensor's first tick from
+    an empty cursor, and the first evaluation of the automation conditions (by sensor, when any)."""
+    defs = build_definitions(
+        Settings.from_env(), ConversationSettings.from_env(), PredictionSettings.from_env()
+    )
+    requested = {}
+    for sensor in defs.sensors:
+        if isinstance(sensor, dg.AutomationConditionSensorDefinition):
+            continue
+        tick = sensor(
+            dg.build_sensor_context(instance=instance, resources=defs.resources, sensor_name=sensor.name)
+        )
+        if getattr(tick, "run_requests", None):
+            requested[sensor.name] = len(tick.run_requests)
+    automation = dg.evaluate_automation_conditions(defs=defs, instance=instance)
+    if automation.total_requested:
+        requested["automation"] = automation.total_requested
+    return requested
 
 
 def test_demo_runs_every_available_stage_on_generated_data(tmp_path, monkeypatch, capsys):
@@ -44,6 +69,10 @@ def test_demo_runs_every_available_stage_on_generated_data(tmp_path, monkeypatch
     assert (warehouse / "user_analytics.parquet").is_file() and (
         warehouse / "analytics_reports.parquet"
     ).is_file()
+
+    assert (warehouse / "reports" / "engagement_dashboard.html").is_file()
+    with dg.DagsterInstance.from_config(str(tmp_path)) as instance:
+        assert first_ticks_request(instance) == {}
 
     # A second run reuses the landed data and the instance.
     assert demo.main([]) == 0
