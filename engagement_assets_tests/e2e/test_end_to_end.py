@@ -256,6 +256,33 @@ def deployments_side_by_side(request):
     start_side_by_side(request, ("local_deployment", "s3_deployment"))
 
 
+CHECK_STATUSES = """
+query ($path: [String!]!) {
+  assetNodes(assetKeys: [{path: $path}]) {
+    assetChecksOrError {
+      ... on AssetChecks {
+        checks { name partitionStatuses { ... on AssetCheckDefaultPartitionStatuses {
+          succeededPartitions failedPartitions inProgressPartitions skippedPartitions executionFailedPartitions
+        } } }
+      }
+    }
+  }
+}
+"""
+
+
+def assert_checks_shown_per_learner(server, asset: str, learners: list[str]) -> None:
+    """What the asset's Checks tab shows: every check with a result on every learner's partition, although
+    the sensors refreshed the learners in batched runs."""
+    (node,) = server.graphql(CHECK_STATUSES, {"path": [asset]})["assetNodes"]
+    checks = node["assetChecksOrError"]["checks"]
+    assert checks, asset
+    for check in checks:
+        statuses = check["partitionStatuses"]
+        evaluated = sorted(statuses["succeededPartitions"] + statuses["failedPartitions"])
+        assert evaluated == sorted(learners), (asset, check["name"], statuses)
+
+
 def test_dropped_telemetry_flows_through_every_asset_to_the_golden_values(local_deployment, golden):
     deployment = local_deployment
     settled = deployment.settle()
@@ -269,6 +296,8 @@ def test_dropped_telemetry_flows_through_every_asset_to_the_golden_values(local_
     # The values: the golden outputs, read from the Parquet files the deployment wrote.
     assert_golden_outputs(deployment.store, golden, learners)
     assert_each_partition_page_describes_its_own_file(deployment, "user_responses")
+    for asset in ("merged_responses", "response_audio", "phase_features"):
+        assert_checks_shown_per_learner(server, asset, learners)
     export = pd.read_csv(
         deployment.store.open_read("exports/phase_level_engagement_full.csv"), dtype={"UserId": str}
     )
