@@ -62,6 +62,7 @@ SETTLE_TIMEOUT = 360  # seconds; the pipeline takes about two minutes on 2 cores
 def expected_materializations(learners: list[str]) -> dict[str, set[str | None]]:
     return {
         "cleaned_telemetry": set(DROPS),
+        "learner_attributes": set(DROPS),
         **{asset: set(learners) for asset in PER_LEARNER_STAGES},
         "phase_level_engagement": {None},
         **{asset: {None} for asset in AUTOMATED},
@@ -149,6 +150,7 @@ def assert_launched_automatically_and_fresh(settled: Snapshot, learners: list[st
     assert len(refresh_runs) <= 2 * len(DROPS), f"a ranged run or two per cleaned drop\n{settled.describe()}"
     origins = {
         "cleaned_telemetry": {"telemetry_drop_sensor"},
+        "learner_attributes": {"telemetry_drop_sensor"},
         "phase_level_engagement": {"engagement_table_sensor"},
         **{asset: {"downstream_automation"} for asset in AUTOMATED},
         "merged_responses": {"learners_sensor", "sessions_sensor"},
