@@ -9,15 +9,16 @@ import io
 
 import pandas as pd
 
-# A Figure of its own, not pyplot: no global state and no screen, safe in any step or thread.
-from matplotlib.figure import Figure
-
 COLORS = {"accuracy": "#4C78A8", "engagement": "#F58518"}
 WEAKEST = "#E45756"
 
 
 def phase_chart_png(summary: pd.DataFrame) -> bytes:
     """`summary` is features.summary.by_phase(): one row per phase in practice order."""
+    # Imported here: every run and step process imports the code location, and only this step draws. A
+    # Figure of its own, not pyplot: no global state and no screen, safe in any step or thread.
+    from matplotlib.figure import Figure
+
     figure = Figure(figsize=(7.5, 3.4), dpi=90)
     axes = figure.subplots()
     positions = range(len(summary))

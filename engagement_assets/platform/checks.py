@@ -15,7 +15,6 @@ import dagster as dg
 from dagster._core.definitions.asset_checks.asset_check_evaluation import (
     AssetCheckEvaluationTargetMaterializationData,
 )
-from dagster._core.storage.event_log.base import AssetRecordsFilter
 
 from engagement_assets.platform.partitions import users
 from engagement_assets.storage.keys import text_of_key
@@ -78,7 +77,7 @@ def _materializations(
     if not learners:
         return {}
     records = context.instance.fetch_materializations(
-        AssetRecordsFilter(asset_key=asset_key, asset_partitions=learners), limit=len(learners)
+        dg.AssetRecordsFilter(asset_key=asset_key, asset_partitions=learners), limit=len(learners)
     ).records
     run_id = context.run.run_id
     return {
