@@ -16,9 +16,6 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 import pyarrow as pa
-from sklearn.ensemble import HistGradientBoostingClassifier
-from sklearn.linear_model import LogisticRegression
-from sklearn.metrics import average_precision_score, brier_score_loss, roc_auc_score
 
 from engagement_assets.prediction.training_set import FEATURES, HORIZON, LABEL
 from engagement_assets.storage.columns import column
@@ -207,7 +204,13 @@ def _matrix(frame: pd.DataFrame, features=FEATURES) -> np.ndarray:
     return frame[list(features)].astype(float).to_numpy()
 
 
+# scikit-learn is imported by the functions that train and score: every run and step process imports
+# the code location, and scikit-learn adds about a second to each; only the model's step needs it.
+
+
 def _fit(rows: pd.DataFrame, features: tuple[str, ...]) -> LinearModel:
+    from sklearn.linear_model import LogisticRegression
+
     values = _matrix(rows, features)
     means = np.nanmean(values, axis=0)
     means = np.where(np.isnan(means), 0.0, means)
@@ -218,13 +221,17 @@ def _fit(rows: pd.DataFrame, features: tuple[str, ...]) -> LinearModel:
     return LinearModel(features, means, scales, fitted.coef_[0], float(fitted.intercept_[0]))
 
 
-def _boosted(rows: pd.DataFrame) -> HistGradientBoostingClassifier:
+def _boosted(rows: pd.DataFrame):
+    from sklearn.ensemble import HistGradientBoostingClassifier
+
     return HistGradientBoostingClassifier(max_iter=100, random_state=0).fit(
         _matrix(rows), rows[LABEL].astype(bool)
     )
 
 
 def _scores(truth: np.ndarray, predicted: np.ndarray) -> dict:
+    from sklearn.metrics import average_precision_score, brier_score_loss, roc_auc_score
+
     return {
         "roc_auc": round(float(roc_auc_score(truth, predicted)), 4),
         "pr_auc": round(float(average_precision_score(truth, predicted)), 4),
