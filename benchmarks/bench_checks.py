@@ -1,5 +1,5 @@
 """Per-learner checks benchmark: what recording each learner's check results on their own partition costs
-a batched run, against the same run without the checks, in the same process and instance.
+a batched run, against one result per check for the run, in the same process and instance.
 
     python benchmarks/bench_checks.py                  # 1,000 learners, best of 2 runs each way
     python benchmarks/bench_checks.py --learners 100 --output /tmp/smoke
@@ -69,22 +69,28 @@ def prepare(root: Path, learners: int, seed: int):
     return instance, resources, keys
 
 
-def timed_run(instance, resources, keys: list[str], with_checks: bool) -> dict:
-    import dagster as dg
-
+def timed_run(instance, resources, keys: list[str], per_learner: bool) -> dict:
+    from engagement_assets.devtools.runs import QUIET, materialize_partition_range
     from engagement_assets.engagement_pipeline import ASSETS
-    from engagement_assets.features.assets import phase_features
-    from engagement_assets.matching.assets import merged_responses
-    from engagement_assets.platform.partitions import PARTITION_RANGE_END, PARTITION_RANGE_START
+    from engagement_assets.features import assets as features_assets
+    from engagement_assets.matching import assets as matching_assets
+    from engagement_assets.platform import checks
 
-    selection = dg.AssetSelection.assets(merged_responses, phase_features)
-    job = dg.define_asset_job(
-        "checks_bench", selection=selection if with_checks else selection.without_checks()
-    )
-    defs = dg.Definitions(assets=ASSETS, resources=resources, jobs=[job])
+    def first_learner_only(context, results):
+        return checks.learner_check_evaluations(context, dict(list(results.items())[:1]))
+
+    evaluations = checks.learner_check_evaluations if per_learner else first_learner_only
+    for module in (matching_assets, features_assets):
+        module.learner_check_evaluations = evaluations
     started = time.perf_counter()
-    result = defs.resolve_job_def(job.name).execute_in_process(
-        instance=instance, tags={PARTITION_RANGE_START: keys[0], PARTITION_RANGE_END: keys[-1]}
+    result = materialize_partition_range(
+        ASSETS,
+        [matching_assets.merged_responses, features_assets.phase_features],
+        keys[0],
+        keys[-1],
+        instance,
+        resources,
+        QUIET,
     )
     seconds = time.perf_counter() - started
     assert result.success
