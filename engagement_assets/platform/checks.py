@@ -39,10 +39,10 @@ def learner_check_evaluations(
     """Each learner's check results (by partition key) as their partition's evaluations; yielded after the
     asset's MaterializeResult, so each is linked to the learner's materialization in this run."""
     asset_key = context.assets_def.key
-    outputs = {spec.key: name for name, spec in context.assets_def.check_specs_by_output_name.items()}
+    specs = {spec.key: (name, spec) for name, spec in context.assets_def.check_specs_by_output_name.items()}
     selected = context.selected_asset_check_keys
     for key in sorted(selected, key=lambda key: key.name):
-        yield dg.Output(None, output_name=outputs[key])
+        yield dg.Output(None, output_name=specs[key][0])
     targets = _materializations(context, asset_key, list(results))
     failed: dict[str, list[str]] = {}
     for learner, checks in results.items():
@@ -61,7 +61,7 @@ def learner_check_evaluations(
                 description=result.description,
                 target_materialization_data=targets.get(learner),
                 partition=learner,
-                blocking=context.assets_def.get_spec_for_check_key(key).blocking,
+                blocking=specs[key][1].blocking,
             )
     for name, learners in failed.items():
         context.log.warning(
