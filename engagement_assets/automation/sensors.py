@@ -110,15 +110,10 @@ def register_new_drops(context: dg.SensorEvaluationContext, landing: StoreResour
 
 
 def _cleaned_versions(instance: dg.DagsterInstance, drops: list[str]) -> dict[str, str]:
-    """The version of its file each drop's latest cleaning read (two queries, however many drops)."""
-    latest = _latest_materializations(instance, CLEANED, drops)
-    if not latest:
-        return {}
-    records = instance.fetch_materializations(
-        dg.AssetRecordsFilter(asset_key=CLEANED, storage_ids=list(latest.values())), limit=len(latest)
-    ).records
+    """The version of its file each drop's latest cleaning read."""
     versions = {
-        record.partition_key: record.asset_materialization.metadata.get(SOURCE_VERSION) for record in records
+        record.partition_key: record.asset_materialization.metadata.get(SOURCE_VERSION)
+        for record in _latest_records(instance, CLEANED, drops)
     }
     return {drop: version.value for drop, version in versions.items() if version is not None}
 
@@ -214,13 +209,9 @@ def _not_matched_since(
     """The learners whose export changed after the run that last matched them started. A file that was
     already there when its learner's refresh ran (every file seen for the first time after the learner was
     registered) needs nothing more."""
-    latest = _latest_materializations(instance, merged_responses.key, learners)
-    if not latest:
+    records = _latest_records(instance, merged_responses.key, learners)
+    if not records:
         return learners
-    records = instance.fetch_materializations(
-        dg.AssetRecordsFilter(asset_key=merged_responses.key, storage_ids=list(latest.values())),
-        limit=len(latest),
-    ).records
     runs = instance.get_run_records(filters=dg.RunsFilter(run_ids=list({r.run_id for r in records})))
     started = {run.dagster_run.run_id: run.start_time for run in runs}
     read_at = {r.partition_key: started.get(r.run_id) for r in records}
@@ -246,6 +237,16 @@ def _latest_materializations(
             )
         )
     return latest
+
+
+def _latest_records(instance: dg.DagsterInstance, asset: dg.AssetKey, partitions: list[str]) -> list:
+    """Each partition's latest materialization record (for its metadata or its run)."""
+    latest = _latest_materializations(instance, asset, partitions)
+    if not latest:
+        return []
+    return instance.fetch_materializations(
+        dg.AssetRecordsFilter(asset_key=asset, storage_ids=list(latest.values())), limit=len(latest)
+    ).records
 
 
 def _more_drops_coming(instance: dg.DagsterInstance, first_cleaned_at: float) -> bool:

@@ -86,8 +86,8 @@ def clean_drop(
     progress: Callable[[int, int], None] | None = None,
 ) -> CleanedDrop:
     """Clean one drop into Parquet parts under `workdir`; returns the parts, the report, the quarantine
-    file and the learners' attributes. With `workers` > 1, segments of the export are parsed in that many processes (results are used
-    in file order, so the output is the same). The quarantine file holds at most `max_quarantine_bytes`;
+    file and the learners' attributes. With `workers` > 1, segments of the export are parsed in that many
+    processes (results are used in file order, so the output is the same). The quarantine file holds at most `max_quarantine_bytes`;
     past that, malformed records are still counted by reason, and counted as not stored. `progress` is
     told the records read and the position in `stream` after each batch of them."""
     if chunk_size < 1:
@@ -171,8 +171,9 @@ def _pool(workers: int):
 
 class _ChunkWriter:
     """Turns the kept rows of each input chunk (`chunk_size` records) into a deduplicated, learner-sorted
-    Parquet part, and keeps the learner attributes of every result. A part is written by a background thread (DuckDB releases the GIL) while the next chunk
-    is parsed, so the parser workers are not left waiting for the write; one write at a time."""
+    Parquet part, and keeps the learner attributes of every result. A part is written by a background
+    thread (DuckDB releases the GIL) while the next chunk is parsed, so the parser workers are not left
+    waiting for the write; one write at a time."""
 
     def __init__(self, con, parts: ParquetParts, report: CleaningReport, chunk_size: int, quarantine):
         self.con, self.parts, self.report, self.chunk_size = con, parts, report, chunk_size
